@@ -1,0 +1,161 @@
+/**
+ * The `EventStore` service: append to streams with optimistic concurrency, read streams, read the global feed.
+ * It works on encoded events; typed access goes through `Aggregate` and `CommandHandler`.
+ *
+ * @since 0.1.0
+ */
+import * as Chunk from "effect/Chunk"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import type * as Errors from "./Errors.js"
+import type * as ExpectedVersion from "./ExpectedVersion.js"
+import * as internal from "./internal/memoryEventStore.js"
+import type * as NewEvent from "./NewEvent.js"
+import * as Position from "./Position.js"
+import * as RecordedEvent from "./RecordedEvent.js"
+
+/**
+ * Identifies one stream: its type (aggregate or category name) and its id.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StreamRef {
+  readonly streamType: string
+  readonly streamId: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendOptions extends StreamRef {
+  readonly events: ReadonlyArray<NewEvent.NewEvent>
+  /** Defaults to `ExpectedVersion.Any`. */
+  readonly expectedVersion?: ExpectedVersion.ExpectedVersion | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendResult extends StreamRef {
+  /** The stream's version after the append: the version to expect next time. */
+  readonly version: number
+  /** The ids of the appended events, in order (generated where the caller supplied none). */
+  readonly eventIds: ReadonlyArray<string>
+  /** The feed position of the last appended event. */
+  readonly position: Position.Position
+  /** True when every event was already stored with the same content, so nothing was written. */
+  readonly idempotent: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadStreamOptions extends StreamRef {
+  /** Defaults to "forward". */
+  readonly direction?: "forward" | "backward" | undefined
+  /** The first version to read: forward reads go up from it, backward reads go down. */
+  readonly fromVersion?: number | undefined
+  readonly limit?: number | undefined
+}
+
+/**
+ * Filters and paging for the global feed.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ReadAllOptions {
+  /** Read events strictly after this position; defaults to `Position.start`. */
+  readonly after?: Position.Position | undefined
+  /** Defaults to 1000. */
+  readonly limit?: number | undefined
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+  readonly streamTypes?: ReadonlyArray<string> | undefined
+  readonly tenantId?: string | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type AppendError =
+  | Errors.ConcurrencyConflict
+  | Errors.DuplicateEvent
+  | Errors.InvalidInput
+  | Errors.StoreError
+
+/**
+ * The event store. Every implementation passes `EventStoreContract`.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventStore, {
+  /** Appends events atomically, checking the expected version. */
+  readonly append: (options: AppendOptions) => Effect.Effect<AppendResult, AppendError>
+  /** Reads one stream; a stream with no events fails with `StreamNotFound`. */
+  readonly readStream: (
+    options: ReadStreamOptions
+  ) => Effect.Effect<
+    ReadonlyArray<RecordedEvent.RecordedEvent>,
+    Errors.StreamNotFound | Errors.InvalidInput | Errors.StoreError
+  >
+  /** Reads one page of the global feed, in feed order, never skipping an event that commits later. */
+  readonly readAll: (
+    options?: ReadAllOptions
+  ) => Effect.Effect<ReadonlyArray<RecordedEvent.RecordedEvent>, Errors.InvalidInput | Errors.StoreError>
+  /** The position of the last event the feed can deliver now (`Position.start` when empty). */
+  readonly headPosition: Effect.Effect<Position.Position, Errors.StoreError>
+  /** The stream's current version; 0 when it does not exist. */
+  readonly streamVersion: (stream: StreamRef) => Effect.Effect<number, Errors.InvalidInput | Errors.StoreError>
+  /** Whether an event with this id is stored. */
+  readonly eventExists: (eventId: string) => Effect.Effect<boolean, Errors.StoreError>
+}>() {}
+
+/**
+ * An in-memory `EventStore`, for tests and prototypes. It keeps the same guarantees as the PostgreSQL one.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<EventStore["Type"]> = internal.make
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)
+
+/**
+ * The global feed from a position as a `Stream`, read in pages until it reaches the current end.
+ *
+ * @since 0.1.0
+ * @category streams
+ */
+export const streamAll = (
+  options?: ReadAllOptions & { readonly pageSize?: number | undefined }
+): Stream.Stream<RecordedEvent.RecordedEvent, Errors.InvalidInput | Errors.StoreError, EventStore> => {
+  const pageSize = options?.pageSize ?? 1000
+  return Stream.unwrap(
+    Effect.map(
+      EventStore,
+      (store) =>
+        Stream.paginateChunkEffect(
+          options?.after ?? Position.start,
+          (after) =>
+            Effect.map(store.readAll({ ...options, after, limit: pageSize }), (page) =>
+              [
+                Chunk.unsafeFromArray(page),
+                page.length < pageSize ? Option.none() : Option.some(RecordedEvent.position(page[page.length - 1]!))
+              ] as const)
+        )
+    )
+  )
+}

@@ -1,0 +1,446 @@
+/**
+ * The behaviour every `EventStore` implementation must have, as one exported test suite. Run it against a Layer:
+ * `EventStoreContract.suite("memory", EventStore.layerMemory)`.
+ *
+ * @since 0.1.0
+ */
+import { assert, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import type * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
+import * as EventStore from "./EventStore.js"
+import * as ExpectedVersion from "./ExpectedVersion.js"
+import type * as NewEvent from "./NewEvent.js"
+import * as Position from "./Position.js"
+import * as RecordedEvent from "./RecordedEvent.js"
+
+const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
+
+const ev = (type: string, payload: unknown = { n: 1 }, extra: Partial<NewEvent.NewEvent> = {}): NewEvent.NewEvent => ({
+  type,
+  payload,
+  ...extra
+})
+
+const numbered = (count: number, type = "Numbered") => Array.from({ length: count }, (_, i) => ev(type, { i: i + 1 }))
+
+/**
+ * Registers the contract suite against an EventStore Layer. The Layer is built once for the suite; every test uses
+ * its own stream type, so tests never see each other's events.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventStore, E>): void =>
+  layer(storeLayer, { excludeTestServices: true, timeout: "120 seconds" })(`EventStore contract: ${name}`, (it) => {
+    it.effect("NoStream: creates a stream once, then conflicts with the actual version", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Order"), streamId: "o-1" }
+        const first = yield* store.append({ ...stream, events: numbered(2), expectedVersion: ExpectedVersion.NoStream })
+        assert.strictEqual(first.version, 2)
+        assert.isFalse(first.idempotent)
+        const error = yield* Effect.flip(
+          store.append({ ...stream, events: numbered(1), expectedVersion: ExpectedVersion.NoStream })
+        )
+        assert.strictEqual(error._tag, "ConcurrencyConflict")
+        if (error._tag === "ConcurrencyConflict") {
+          assert.strictEqual(error.actual, 2)
+          assert.deepStrictEqual(error.expected, ExpectedVersion.NoStream)
+          assert.strictEqual(error.streamId, "o-1")
+          assert.strictEqual(error.streamType, stream.streamType)
+        }
+        assert.strictEqual(yield* store.streamVersion(stream), 2)
+      }))
+
+    it.effect("Exact: succeeds at the right version and conflicts at any other", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Order"), streamId: "o-1" }
+        const created = yield* store.append({
+          ...stream,
+          events: numbered(1),
+          expectedVersion: ExpectedVersion.Exact(0)
+        })
+        assert.strictEqual(created.version, 1)
+        const next = yield* store.append({ ...stream, events: numbered(3), expectedVersion: ExpectedVersion.Exact(1) })
+        assert.strictEqual(next.version, 4)
+        for (const wrong of [0, 1, 3, 5, 100]) {
+          const error = yield* Effect.flip(
+            store.append({ ...stream, events: numbered(1), expectedVersion: ExpectedVersion.Exact(wrong) })
+          )
+          assert.deepStrictEqual(
+            error._tag === "ConcurrencyConflict" ? [error.actual, error.expected] : error,
+            [4, ExpectedVersion.Exact(wrong)]
+          )
+        }
+        const missing = yield* Effect.flip(
+          store.append({ ...stream, streamId: "o-2", events: numbered(1), expectedVersion: ExpectedVersion.Exact(3) })
+        )
+        assert.deepStrictEqual(missing._tag === "ConcurrencyConflict" ? missing.actual : missing, 0)
+        assert.strictEqual(yield* store.streamVersion(stream), 4)
+      }))
+
+    it.effect("StreamExists: conflicts on a missing stream, appends to an existing one", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Order"), streamId: "o-1" }
+        const error = yield* Effect.flip(
+          store.append({ ...stream, events: numbered(1), expectedVersion: ExpectedVersion.StreamExists })
+        )
+        assert.deepStrictEqual(error._tag === "ConcurrencyConflict" ? error.actual : error, 0)
+        assert.strictEqual(yield* store.streamVersion(stream), 0)
+        yield* store.append({ ...stream, events: numbered(1) })
+        const ok = yield* store.append({
+          ...stream,
+          events: numbered(2),
+          expectedVersion: ExpectedVersion.StreamExists
+        })
+        assert.strictEqual(ok.version, 3)
+      }))
+
+    it.effect("Any: appends whether or not the stream exists", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Order"), streamId: "o-1" }
+        assert.strictEqual(
+          (yield* store.append({ ...stream, events: numbered(2), expectedVersion: ExpectedVersion.Any })).version,
+          2
+        )
+        assert.strictEqual((yield* store.append({ ...stream, events: numbered(1) })).version, 3)
+        const events = yield* store.readStream(stream)
+        assert.deepStrictEqual(events.map((e) => e.version), [1, 2, 3])
+      }))
+
+    it.effect("32 fibers appending at the same expected version: exactly 1 succeeds, 31 conflict", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Race"), streamId: "r-1" }
+        yield* store.append({ ...stream, events: numbered(1) })
+        const results = yield* Effect.forEach(
+          Array.from({ length: 32 }, (_, i) => i),
+          (i) =>
+            Effect.either(
+              store.append({
+                ...stream,
+                events: [ev("Raced", { fiber: i })],
+                expectedVersion: ExpectedVersion.Exact(1)
+              })
+            ),
+          { concurrency: "unbounded" }
+        )
+        const wins = results.filter(Either.isRight)
+        const conflicts = results.filter((r) => Either.isLeft(r) && r.left._tag === "ConcurrencyConflict")
+        assert.strictEqual(wins.length, 1)
+        assert.strictEqual(conflicts.length, 31)
+        for (const c of conflicts) {
+          if (Either.isLeft(c) && c.left._tag === "ConcurrencyConflict") assert.strictEqual(c.left.actual, 2)
+        }
+        const events = yield* store.readStream(stream)
+        assert.deepStrictEqual(events.map((e) => e.version), [1, 2])
+      }))
+
+    it.effect("32 fibers appending with Any to one stream: every event lands once, versions are gapless", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Race"), streamId: "r-any" }
+        yield* Effect.forEach(
+          Array.from({ length: 32 }, (_, i) => i),
+          (i) =>
+            store.append({ ...stream, events: [ev("Raced", { fiber: i }), ev("Raced", { fiber: i, second: true })] }),
+          { concurrency: "unbounded" }
+        )
+        const events = yield* store.readStream(stream)
+        assert.deepStrictEqual(events.map((e) => e.version), Array.from({ length: 64 }, (_, i) => i + 1))
+        // A two-event append is never interleaved with another.
+        for (let i = 0; i < 64; i += 2) {
+          assert.deepStrictEqual(events[i + 1]!.payload, { ...(events[i]!.payload as object), second: true })
+        }
+      }))
+
+    it.effect("an append retried with the same event ids is idempotent", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Idem"), streamId: "i-1" }
+        const ids = [crypto.randomUUID(), crypto.randomUUID()]
+        const events = ids.map((eventId, i) => ev("Paid", { amount: i + 10 }, { eventId }))
+        const first = yield* store.append({ ...stream, events, expectedVersion: ExpectedVersion.NoStream })
+        const again = yield* store.append({ ...stream, events, expectedVersion: ExpectedVersion.NoStream })
+        const anyAgain = yield* store.append({ ...stream, events })
+        assert.isFalse(first.idempotent)
+        assert.isTrue(again.idempotent)
+        assert.isTrue(anyAgain.idempotent)
+        assert.strictEqual(again.version, 2)
+        assert.deepStrictEqual(again.position, first.position)
+        assert.deepStrictEqual(again.eventIds, ids)
+        assert.strictEqual((yield* store.readStream(stream)).length, 2)
+        assert.isTrue(yield* store.eventExists(ids[0]!))
+        assert.isFalse(yield* store.eventExists(crypto.randomUUID()))
+      }))
+
+    it.effect("concurrent retries of one append with the same event ids write it once", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Idem"), streamId: "i-race" }
+        const events = [ev("Paid", { amount: 1 }, { eventId: crypto.randomUUID() })]
+        const results = yield* Effect.forEach(
+          Array.from({ length: 8 }, () => 0),
+          () => store.append({ ...stream, events, expectedVersion: ExpectedVersion.NoStream }),
+          { concurrency: "unbounded" }
+        )
+        assert.strictEqual(results.filter((r) => !r.idempotent).length, 1)
+        assert.isTrue(results.every((r) => r.version === 1))
+        assert.strictEqual((yield* store.readStream(stream)).length, 1)
+      }))
+
+    it.effect("a reused event id with other content, or in another stream, is a DuplicateEvent", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Dup"), streamId: "d-1" }
+        const eventId = crypto.randomUUID()
+        yield* store.append({ ...stream, events: [ev("Paid", { amount: 1 }, { eventId })] })
+        const otherPayload = yield* Effect.flip(
+          store.append({ ...stream, events: [ev("Paid", { amount: 2 }, { eventId })] })
+        )
+        assert.strictEqual(otherPayload._tag, "DuplicateEvent")
+        if (otherPayload._tag === "DuplicateEvent") assert.strictEqual(otherPayload.eventId, eventId)
+        const otherStream = yield* Effect.flip(
+          store.append({ ...stream, streamId: "d-2", events: [ev("Paid", { amount: 1 }, { eventId })] })
+        )
+        assert.strictEqual(otherStream._tag, "DuplicateEvent")
+        assert.strictEqual(yield* store.streamVersion(stream), 1)
+        assert.strictEqual(yield* store.streamVersion({ ...stream, streamId: "d-2" }), 0)
+      }))
+
+    it.effect("a multi-event append is all-or-nothing", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Atomic"), streamId: "a-1" }
+        const taken = crypto.randomUUID()
+        yield* store.append({
+          streamType: stream.streamType,
+          streamId: "elsewhere",
+          events: [ev("X", {}, { eventId: taken })]
+        })
+        yield* store.append({ ...stream, events: numbered(1) })
+        const freshId = crypto.randomUUID()
+        const error = yield* Effect.flip(
+          store.append({
+            ...stream,
+            events: [ev("Y", { a: 1 }, { eventId: freshId }), ev("Y", { a: 2 }), ev("X", {}, { eventId: taken })]
+          })
+        )
+        assert.strictEqual(error._tag, "DuplicateEvent")
+        assert.strictEqual(yield* store.streamVersion(stream), 1)
+        assert.isFalse(yield* store.eventExists(freshId))
+        const badPayload = yield* Effect.flip(
+          store.append({ ...stream, events: [ev("Y", { a: 1 }), ev("Y", { big: 1n })] })
+        )
+        assert.strictEqual(badPayload._tag, "InvalidInput")
+        assert.strictEqual((yield* store.readStream(stream)).length, 1)
+      }))
+
+    it.effect("reads a stream forward and backward, from a version, with a limit", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Read"), streamId: "r-1" }
+        yield* store.append({ ...stream, events: numbered(10) })
+        const versions = (events: ReadonlyArray<RecordedEvent.RecordedEvent>) => events.map((e) => e.version)
+        assert.deepStrictEqual(versions(yield* store.readStream(stream)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+        assert.deepStrictEqual(versions(yield* store.readStream({ ...stream, fromVersion: 8 })), [8, 9, 10])
+        assert.deepStrictEqual(versions(yield* store.readStream({ ...stream, fromVersion: 3, limit: 2 })), [3, 4])
+        assert.deepStrictEqual(versions(yield* store.readStream({ ...stream, fromVersion: 11 })), [])
+        assert.deepStrictEqual(
+          versions(yield* store.readStream({ ...stream, direction: "backward" })),
+          [10, 9, 8, 7, 6, 5, 4, 3, 2, 1]
+        )
+        assert.deepStrictEqual(versions(yield* store.readStream({ ...stream, direction: "backward", limit: 3 })), [
+          10,
+          9,
+          8
+        ])
+        assert.deepStrictEqual(
+          versions(yield* store.readStream({ ...stream, direction: "backward", fromVersion: 4, limit: 10 })),
+          [4, 3, 2, 1]
+        )
+        assert.deepStrictEqual(
+          versions(yield* store.readStream({ ...stream, direction: "backward", fromVersion: 50, limit: 1 })),
+          [10]
+        )
+        const first = (yield* store.readStream({ ...stream, limit: 1 }))[0]!
+        assert.strictEqual(first.streamType, stream.streamType)
+        assert.strictEqual(first.streamId, "r-1")
+        assert.strictEqual(first.type, "Numbered")
+        assert.deepStrictEqual(first.payload, { i: 1 })
+        assert.strictEqual(first.schemaVersion, 1)
+        assert.instanceOf(first.recordedAt, Date)
+        assert.strictEqual(typeof first.globalPosition, "bigint")
+        const missing = yield* Effect.flip(store.readStream({ ...stream, streamId: "nope" }))
+        assert.strictEqual(missing._tag, "StreamNotFound")
+      }))
+
+    it.effect("payloads and metadata round-trip, including arrays, strings and unicode", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Trip"), streamId: "t-1" }
+        const payloads: Array<unknown> = [
+          [1, 2, { nested: ["x"] }],
+          "a plain string",
+          42,
+          null,
+          { text: "quotes ' \" \\ and ünïcødé 🚀", snake_case: 1, camelCase: { inner_key: true }, empty: {} }
+        ]
+        const metadata = {
+          correlationId: "corr-1",
+          causationId: "cause-1",
+          actorId: "user-7",
+          tenantId: "tenant-a",
+          headers: { "x-trace": "abc" }
+        }
+        yield* store.append({ ...stream, events: payloads.map((p) => ev("Any", p, { metadata, schemaVersion: 3 })) })
+        const read = yield* store.readStream(stream)
+        assert.deepStrictEqual(read.map((e) => e.payload), payloads)
+        assert.deepStrictEqual(read[0]!.metadata, metadata)
+        assert.strictEqual(read[0]!.schemaVersion, 3)
+      }))
+
+    it.effect("stream ids with quotes and SQL metacharacters are stored verbatim", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Weird'; DROP TABLE events; --")
+        const ids = [
+          "o'brien",
+          "a\"b",
+          "x; DROP TABLE streams; --",
+          "$1",
+          "%_\\",
+          "ünï 🚀",
+          "550e8400-e29b-41d4-a716-446655440000"
+        ]
+        for (const streamId of ids) yield* store.append({ streamType, streamId, events: numbered(1) })
+        for (const streamId of ids) {
+          const read = yield* store.readStream({ streamType, streamId })
+          assert.strictEqual(read.length, 1)
+          assert.strictEqual(read[0]!.streamId, streamId)
+          assert.strictEqual(read[0]!.streamType, streamType)
+        }
+        const feed = yield* store.readAll({ streamTypes: [streamType] })
+        assert.deepStrictEqual(feed.map((e) => e.streamId), ids)
+      }))
+
+    it.effect("the global feed is in append order and pages by position", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Feed")
+        for (let i = 0; i < 5; i++) {
+          yield* store.append({ streamType, streamId: `s-${i % 2}`, events: [ev("Tick", { i }), ev("Tock", { i })] })
+        }
+        const feed = yield* store.readAll({ streamTypes: [streamType] })
+        assert.deepStrictEqual(feed.map((e) => [e.type, (e.payload as { i: number }).i]), [
+          ["Tick", 0],
+          ["Tock", 0],
+          ["Tick", 1],
+          ["Tock", 1],
+          ["Tick", 2],
+          ["Tock", 2],
+          ["Tick", 3],
+          ["Tock", 3],
+          ["Tick", 4],
+          ["Tock", 4]
+        ])
+        for (let i = 1; i < feed.length; i++) {
+          assert.isTrue(Position.isAfter(RecordedEvent.position(feed[i]!), RecordedEvent.position(feed[i - 1]!)))
+        }
+        const page1 = yield* store.readAll({ streamTypes: [streamType], limit: 4 })
+        const page2 = yield* store.readAll({
+          streamTypes: [streamType],
+          limit: 4,
+          after: RecordedEvent.position(page1[3]!)
+        })
+        const page3 = yield* store.readAll({
+          streamTypes: [streamType],
+          limit: 4,
+          after: RecordedEvent.position(page2[3]!)
+        })
+        assert.deepStrictEqual([...page1, ...page2, ...page3].map((e) => e.eventId), feed.map((e) => e.eventId))
+        assert.strictEqual(page3.length, 2)
+        const head = yield* store.headPosition
+        assert.isFalse(Position.isAfter(RecordedEvent.position(feed[feed.length - 1]!), head))
+        const streamed = yield* Stream.runCollect(EventStore.streamAll({ streamTypes: [streamType], pageSize: 3 }))
+        assert.deepStrictEqual(Chunk.toReadonlyArray(streamed).map((e) => e.eventId), feed.map((e) => e.eventId))
+      }))
+
+    it.effect("the global feed filters by event type, stream type and tenant", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const typeA = unique("FilterA")
+        const typeB = unique("FilterB")
+        const tenant = unique("tenant")
+        yield* store.append({ streamType: typeA, streamId: "1", events: [ev("Opened"), ev("Closed")] })
+        yield* store.append({
+          streamType: typeB,
+          streamId: "1",
+          events: [ev("Opened", {}, { metadata: { tenantId: tenant } }), ev("Renamed")]
+        })
+        yield* store.append({
+          streamType: typeA,
+          streamId: "2",
+          events: [ev("Opened", {}, { metadata: { tenantId: tenant } })]
+        })
+        const both = [typeA, typeB]
+        const all = yield* store.readAll({ streamTypes: both })
+        assert.strictEqual(all.length, 5)
+        const opened = yield* store.readAll({ streamTypes: both, eventTypes: ["Opened"] })
+        assert.deepStrictEqual(opened.map((e) => [e.streamType, e.streamId]), [[typeA, "1"], [typeB, "1"], [
+          typeA,
+          "2"
+        ]])
+        const onlyB = yield* store.readAll({ streamTypes: [typeB] })
+        assert.deepStrictEqual(onlyB.map((e) => e.type), ["Opened", "Renamed"])
+        const tenantEvents = yield* store.readAll({ tenantId: tenant })
+        assert.deepStrictEqual(tenantEvents.map((e) => [e.streamType, e.type]), [[typeB, "Opened"], [typeA, "Opened"]])
+        const several = yield* store.readAll({ streamTypes: both, eventTypes: ["Closed", "Renamed"] })
+        assert.deepStrictEqual(several.map((e) => e.type), ["Closed", "Renamed"])
+      }))
+
+    it.effect("bad input fails with InvalidInput and writes nothing", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Bad")
+        const cases: ReadonlyArray<EventStore.AppendOptions> = [
+          { streamType, streamId: "b", events: [] },
+          { streamType, streamId: "", events: numbered(1) },
+          { streamType: "", streamId: "b", events: numbered(1) },
+          { streamType, streamId: "b", events: [ev("")] },
+          { streamType, streamId: "b", events: [ev("T", { n: 1n })] },
+          { streamType, streamId: "b", events: [{ type: "T", payload: undefined }] },
+          { streamType, streamId: "b", events: [ev("T", {}, { eventId: "not-a-uuid" })] },
+          { streamType, streamId: "b", events: [ev("T", { big: "x".repeat(9 * 1024 * 1024) })] },
+          { streamType, streamId: "b", events: [ev("T", { nul: "a\u0000b" })] },
+          { streamType, streamId: "b", events: numbered(1), expectedVersion: ExpectedVersion.Exact(-1) }
+        ]
+        for (const [i, options] of cases.entries()) {
+          const error = yield* Effect.flip(store.append(options))
+          assert.strictEqual(error._tag, "InvalidInput", `case ${i}`)
+        }
+        const id = crypto.randomUUID()
+        const twice = yield* Effect.flip(
+          store.append({
+            streamType,
+            streamId: "b",
+            events: [ev("T", {}, { eventId: id }), ev("T", {}, { eventId: id })]
+          })
+        )
+        assert.strictEqual(twice._tag, "InvalidInput")
+        assert.strictEqual((yield* Effect.flip(store.readStream({ streamType, streamId: "" })))._tag, "InvalidInput")
+        assert.strictEqual(
+          (yield* Effect.flip(store.readStream({ streamType, streamId: "b", limit: 0 })))._tag,
+          "InvalidInput"
+        )
+        assert.strictEqual((yield* Effect.flip(store.readAll({ limit: -1 })))._tag, "InvalidInput")
+        assert.strictEqual(yield* store.streamVersion({ streamType, streamId: "b" }), 0)
+        assert.strictEqual((yield* store.readAll({ streamTypes: [streamType] })).length, 0)
+      }))
+  })

@@ -1,0 +1,26 @@
+/**
+ * @eventfold/core: event sourcing for Effect.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as Aggregate from "./Aggregate.js"
+/** @since 0.1.0 */
+export * as CommandHandler from "./CommandHandler.js"
+/** @since 0.1.0 */
+export * as Decider from "./Decider.js"
+/** @since 0.1.0 */
+export * from "./Errors.js"
+/** @since 0.1.0 */
+export * as EventMetadata from "./EventMetadata.js"
+/** @since 0.1.0 */
+export * as EventStore from "./EventStore.js"
+/** @since 0.1.0 */
+export * as ExpectedVersion from "./ExpectedVersion.js"
+/** @since 0.1.0 */
+export * as NewEvent from "./NewEvent.js"
+/** @since 0.1.0 */
+export * as Position from "./Position.js"
+/** @since 0.1.0 */
+export * as RecordedEvent from "./RecordedEvent.js"

@@ -1,0 +1,11 @@
+/**
+ * @eventfold/core/testing: the decider test kit and the contract suites every store implementation runs.
+ * Kept apart from the runtime entry so applications never load vitest.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as DeciderSpec from "./DeciderSpec.js"
+/** @since 0.1.0 */
+export * as EventStoreContract from "./EventStoreContract.js"

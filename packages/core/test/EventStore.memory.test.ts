@@ -1,0 +1,4 @@
+import { EventStore } from "@eventfold/core"
+import { EventStoreContract } from "@eventfold/core/testing"
+
+EventStoreContract.suite("memory", EventStore.layerMemory)
