@@ -24,3 +24,5 @@ export * as NewEvent from "./NewEvent.js"
 export * as Position from "./Position.js"
 /** @since 0.1.0 */
 export * as RecordedEvent from "./RecordedEvent.js"
+/** @since 0.1.0 */
+export * as EventValidation from "./EventValidation.js"

@@ -2,11 +2,11 @@
 import * as Effect from "effect/Effect"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
+import * as prepare from "../EventValidation.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import * as Position from "../Position.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 import { jsonEquals } from "./json.js"
-import * as prepare from "./prepare.js"
 
 interface StreamState {
   readonly events: Array<RecordedEvent.RecordedEvent>

@@ -1,20 +1,25 @@
-/** @internal Validation and encoding shared by every EventStore implementation, so they refuse the same input. */
+/**
+ * Input validation and encoding shared by every `EventStore` implementation, so that all of them refuse the same
+ * input with the same `InvalidInput`. For store implementers; applications do not need it.
+ *
+ * @since 0.1.0
+ */
 import * as Effect from "effect/Effect"
-import * as Errors from "../Errors.js"
-import type * as EventMetadata from "../EventMetadata.js"
-import type * as EventStore from "../EventStore.js"
-import * as ExpectedVersion from "../ExpectedVersion.js"
+import * as Errors from "./Errors.js"
+import type * as EventMetadata from "./EventMetadata.js"
+import type * as EventStore from "./EventStore.js"
+import * as ExpectedVersion from "./ExpectedVersion.js"
 
-/** @internal */
+/** @since 0.1.0 */
 export const MAX_EVENTS_PER_APPEND = 10_000
-/** @internal */
+/** @since 0.1.0 */
 export const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-/** @internal */
+/** @since 0.1.0 */
 export const MAX_NAME_LENGTH = 1000
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
-/** @internal */
+/** @since 0.1.0 */
 export interface PreparedEvent {
   readonly eventId: string
   readonly idSupplied: boolean
@@ -26,7 +31,7 @@ export interface PreparedEvent {
   readonly metadataJson: string
 }
 
-/** @internal */
+/** @since 0.1.0 */
 export interface PreparedAppend {
   readonly streamType: string
   readonly streamId: string
@@ -37,7 +42,7 @@ export interface PreparedAppend {
 
 const invalid = (reason: string) => Effect.fail(new Errors.InvalidInput({ reason }))
 
-/** @internal */
+/** @since 0.1.0 */
 export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void, Errors.InvalidInput> => {
   if (typeof stream.streamType !== "string" || stream.streamType.length === 0) {
     return invalid("streamType must be a non-empty string")
@@ -66,7 +71,7 @@ const stringify = (value: unknown, what: string): string | Errors.InvalidInput =
   }
 }
 
-/** @internal */
+/** @since 0.1.0 */
 export const prepareAppend = (
   options: EventStore.AppendOptions
 ): Effect.Effect<PreparedAppend, Errors.InvalidInput> =>
@@ -139,7 +144,7 @@ export const prepareAppend = (
     })
   })
 
-/** @internal */
+/** @since 0.1.0 */
 export const validateLimit = (
   limit: number | undefined,
   fallback: number
@@ -149,7 +154,7 @@ export const validateLimit = (
   return Effect.succeed(limit)
 }
 
-/** @internal */
+/** @since 0.1.0 */
 export const validateFromVersion = (from: number | undefined): Effect.Effect<void, Errors.InvalidInput> =>
   from === undefined || (Number.isSafeInteger(from) && from >= 0)
     ? Effect.void

@@ -1,0 +1,335 @@
+/**
+ * The PostgreSQL `EventStore`: one round trip per append (the `append_events` function), a gap-free global feed
+ * read below the xid8 horizon, over any `SqlClient` from `@effect/sql-pg`.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as Errors from "@eventfold/core/Errors"
+import * as EventStore from "@eventfold/core/EventStore"
+import * as prepare from "@eventfold/core/EventValidation"
+import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
+import * as Position from "@eventfold/core/Position"
+import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/sql.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  readonly schema?: string | undefined
+  /** Send a `pg_notify` wake-up hint with each append (at most one per transaction); defaults to true. */
+  readonly notify?: boolean | undefined
+  /** Write an outbox row per event in the append transaction; set by the outbox Layer. */
+  readonly outbox?: boolean | undefined
+}
+
+const EventRow = Schema.Struct({
+  global_position: Schema.BigInt,
+  transaction_id: Schema.BigInt,
+  event_id: Schema.String,
+  stream_type: Schema.String,
+  stream_id: Schema.String,
+  version: Schema.Number,
+  event_type: Schema.String,
+  schema_version: Schema.Number,
+  payload: Schema.Unknown,
+  metadata: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
+  recorded_at: Schema.DateFromSelf
+})
+
+const AppendRow = Schema.Struct({
+  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate"),
+  stream_version: Schema.NullOr(Schema.Number),
+  transaction_id: Schema.NullOr(Schema.BigInt),
+  global_position: Schema.NullOr(Schema.BigInt),
+  duplicate_event_id: Schema.NullOr(Schema.String)
+})
+
+const PositionRow = Schema.Struct({ transaction_id: Schema.BigInt, global_position: Schema.BigInt })
+
+const decodeEventRow = Schema.decodeUnknownEither(EventRow)
+const decodeAppendRow = Schema.decodeUnknownEither(AppendRow)
+const decodePositionRow = Schema.decodeUnknownEither(PositionRow)
+
+/** Rows come straight from the database; a row that does not decode is a corrupt store, reported as such. */
+const decodeRows = <A>(
+  operation: string,
+  rows: ReadonlyArray<unknown>,
+  decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>
+): Effect.Effect<Array<A>, Errors.StoreError> => {
+  const out: Array<A> = new Array(rows.length)
+  for (let i = 0; i < rows.length; i++) {
+    const result = decode(rows[i])
+    if (Either.isLeft(result)) {
+      return Effect.fail(
+        new Errors.StoreError({
+          operation,
+          reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(result.left)}`
+        })
+      )
+    }
+    out[i] = result.right
+  }
+  return Effect.succeed(out)
+}
+
+const toRecorded = (row: typeof EventRow.Type): RecordedEvent.RecordedEvent => ({
+  eventId: row.event_id,
+  streamType: row.stream_type,
+  streamId: row.stream_id,
+  version: row.version,
+  globalPosition: row.global_position,
+  transactionId: row.transaction_id,
+  type: row.event_type,
+  schemaVersion: row.schema_version,
+  payload: row.payload,
+  metadata: row.metadata,
+  recordedAt: row.recorded_at
+})
+
+const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
+  switch (expected._tag) {
+    case "Any":
+      return "any"
+    case "NoStream":
+      return "no_stream"
+    case "StreamExists":
+      return "stream_exists"
+    case "Exact":
+      return "exact"
+  }
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+/**
+ * Builds the store over the `SqlClient` in context. Fails with a `StoreError` naming the missing table when the
+ * schema is not migrated.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<EventStore.EventStore["Type"], Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    // Name transforms would rewrite keys inside payloads; the store never uses them.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const notify = options?.notify ?? true
+    const outbox = options?.outbox ?? false
+    const events = sql(`${schema}.events`)
+    const streams = sql(`${schema}.streams`)
+    const appendFn = sql(`${schema}.append_events`)
+
+    yield* internal.requireTables(
+      (names) =>
+        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
+          FROM unnest(${names}::text[]) AS n`,
+      schema,
+      ["streams", "events"]
+    )
+
+    const storeError = (operation: string) => internal.toStoreError(operation, schema)
+
+    const currentVersion = (streamType: string, streamId: string) =>
+      sql<{ version: number }>`SELECT version FROM ${streams}
+        WHERE stream_type = ${streamType} AND stream_id = ${streamId}`.pipe(
+        Effect.map((rows) => rows[0]?.version ?? 0)
+      )
+
+    const mapAppendFailure =
+      (req: prepare.PreparedAppend) => (error: SqlError.SqlError): Effect.Effect<never, EventStore.AppendError> => {
+        const info = internal.pgError(error)
+        if (info.code === "23505" && info.constraint === "events_event_id_key") {
+          // Another stream already holds one of these ids (content equality is only checked within the stream).
+          const id = /\(event_id\)=\(([0-9a-f-]+)\)/i.exec(info.detail ?? "")?.[1] ?? req.events[0]!.eventId
+          return Effect.fail(
+            new Errors.DuplicateEvent({ eventId: id, streamType: req.streamType, streamId: req.streamId })
+          )
+        }
+        if (info.code === "23505" && info.constraint === "events_stream_version_key") {
+          return currentVersion(req.streamType, req.streamId).pipe(
+            Effect.mapError(storeError("append")),
+            Effect.flatMap((actual) =>
+              Effect.fail(
+                new Errors.ConcurrencyConflict({
+                  streamType: req.streamType,
+                  streamId: req.streamId,
+                  expected: req.expectedVersion,
+                  actual
+                })
+              )
+            )
+          )
+        }
+        return Effect.fail(storeError("append")(error))
+      }
+
+    const append = (appendOptions: EventStore.AppendOptions) =>
+      Effect.flatMap(prepare.prepareAppend(appendOptions), (req) => {
+        const expected = req.expectedVersion
+        return sql`SELECT * FROM ${appendFn}(
+          ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
+          ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
+          ${req.events.map((e) => e.eventId)}::uuid[],
+          ${req.events.map((e) => e.type)}::text[],
+          ${req.events.map((e) => e.schemaVersion)}::integer[],
+          ${req.events.map((e) => e.payloadJson)}::jsonb[],
+          ${req.events.map((e) => e.metadataJson)}::jsonb[],
+          ${notify}, ${outbox})`.pipe(
+          Effect.catchTag("SqlError", mapAppendFailure(req)),
+          Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
+          Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+            const row = rows[0]
+            if (!row) {
+              return Effect.fail(
+                new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
+              )
+            }
+            const ref = { streamType: req.streamType, streamId: req.streamId }
+            switch (row.status) {
+              case "conflict":
+                return Effect.fail(
+                  new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                )
+              case "duplicate":
+                return Effect.fail(
+                  new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
+                )
+              default:
+                return Effect.succeed({
+                  ...ref,
+                  version: row.stream_version ?? 0,
+                  eventIds: req.events.map((e) => e.eventId),
+                  position: Position.make(row.transaction_id ?? 0n, row.global_position ?? 0n),
+                  idempotent: row.status === "idempotent"
+                })
+            }
+          }),
+          Effect.withSpan("PgEventStore.append", {
+            attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length }
+          })
+        )
+      })
+
+    const columns = sql.literal(
+      "global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, schema_version, " +
+        "payload, metadata, recorded_at"
+    )
+
+    const readStream = (readOptions: EventStore.ReadStreamOptions) =>
+      Effect.gen(function*() {
+        yield* prepare.validateStream(readOptions)
+        yield* prepare.validateFromVersion(readOptions.fromVersion)
+        const limit = yield* prepare.validateLimit(readOptions.limit, 2_147_483_647)
+        const { streamId, streamType } = readOptions
+        const backward = readOptions.direction === "backward"
+        const from = readOptions.fromVersion ?? (backward ? 2_147_483_647 : 1)
+        const rows = yield* (backward
+          ? sql`SELECT ${columns} FROM ${events}
+              WHERE stream_type = ${streamType} AND stream_id = ${streamId} AND version <= ${
+            Math.min(from, 2_147_483_647)
+          }
+              ORDER BY version DESC LIMIT ${limit}`
+          : sql`SELECT ${columns} FROM ${events}
+              WHERE stream_type = ${streamType} AND stream_id = ${streamId} AND version >= ${
+            Math.min(from, 2_147_483_647)
+          }
+              ORDER BY version LIMIT ${limit}`).pipe(Effect.mapError(storeError("readStream")))
+        if (
+          rows.length === 0 &&
+          (yield* currentVersion(streamType, streamId).pipe(Effect.mapError(storeError("readStream")))) === 0
+        ) {
+          return yield* new Errors.StreamNotFound({ streamType, streamId })
+        }
+        return (yield* decodeRows("readStream", rows, decodeEventRow)).map(toRecorded)
+      }).pipe(Effect.withSpan("PgEventStore.readStream"))
+
+    const readAll = (readOptions: EventStore.ReadAllOptions = {}) =>
+      Effect.gen(function*() {
+        const limit = yield* prepare.validateLimit(readOptions.limit, 1000)
+        const after = readOptions.after ?? Position.start
+        const filters = [
+          readOptions.eventTypes ? sql`AND event_type = ANY(${readOptions.eventTypes}::text[])` : sql``,
+          readOptions.streamTypes ? sql`AND stream_type = ANY(${readOptions.streamTypes}::text[])` : sql``,
+          readOptions.tenantId !== undefined ? sql`AND tenant_id = ${readOptions.tenantId}` : sql``
+        ]
+        // Only rows of transactions older than every running one: a row that commits later can never appear
+        // behind a checkpoint already handed out.
+        const rows = yield* sql`SELECT ${columns} FROM ${events}
+          WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
+            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+            ${filters[0]} ${filters[1]} ${filters[2]}
+          ORDER BY transaction_id, global_position
+          LIMIT ${limit}`.pipe(Effect.mapError(storeError("readAll")))
+        return (yield* decodeRows("readAll", rows, decodeEventRow)).map(toRecorded)
+      }).pipe(Effect.withSpan("PgEventStore.readAll"))
+
+    const headPosition = sql`SELECT transaction_id, global_position FROM ${events}
+      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+      ORDER BY transaction_id DESC, global_position DESC LIMIT 1`.pipe(
+      Effect.mapError(storeError("headPosition")),
+      Effect.flatMap((rows) => decodeRows("headPosition", rows, decodePositionRow)),
+      Effect.map((rows) => (rows[0] ? Position.make(rows[0].transaction_id, rows[0].global_position) : Position.start))
+    )
+
+    const store: EventStore.EventStore["Type"] = {
+      append,
+      readStream,
+      readAll,
+      headPosition,
+      streamVersion: (stream) =>
+        Effect.zipRight(
+          prepare.validateStream(stream),
+          currentVersion(stream.streamType, stream.streamId).pipe(Effect.mapError(storeError("streamVersion")))
+        ),
+      eventExists: (eventId) =>
+        UUID.test(eventId)
+          ? sql`SELECT 1 FROM ${events} WHERE event_id = ${eventId}::uuid`.pipe(
+            Effect.map((rows) => rows.length > 0),
+            Effect.mapError(storeError("eventExists"))
+          )
+          : Effect.succeed(false)
+    }
+    return store
+  })
+
+/**
+ * The store as a Layer over the `SqlClient` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<EventStore.EventStore, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Layer.effect(EventStore.EventStore, make(options))
+
+/**
+ * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold") and `EVENTFOLD_NOTIFY`
+ * (default true).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<Options> = Config.all({
+    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA)),
+    notify: Config.boolean("EVENTFOLD_NOTIFY").pipe(Config.withDefault(true))
+  })
+): Layer.Layer<
+  EventStore.EventStore,
+  Errors.StoreError | Errors.InvalidInput | import("effect/ConfigError").ConfigError,
+  SqlClient.SqlClient
+> => Layer.unwrapEffect(Effect.map(config, layer))

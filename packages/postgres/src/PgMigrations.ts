@@ -1,0 +1,117 @@
+/**
+ * Applies eventfold's SQL schema (the files in `migrations/`) through `@effect/sql`'s Migrator, with a private
+ * migrations table per schema. Safe to run twice, and from several processes at once.
+ *
+ * @since 0.1.0
+ */
+import * as Migrator from "@effect/sql/Migrator"
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Errors from "@eventfold/core/Errors"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { migrations as files } from "./internal/migrations.js"
+import * as internal from "./internal/sql.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  readonly schema?: string | undefined
+}
+
+/**
+ * The migrations this version of the library applies, as `[id, name]`.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const migrations: ReadonlyArray<readonly [id: number, name: string]> = files.map((f) => [f.id, f.name] as const)
+
+/**
+ * The SQL a migration runs for a schema: the psql file with `:"schema"` substituted and psql's meta-commands
+ * dropped. The file's session-wide `SET search_path` becomes `SET LOCAL`, because the library runs it inside a
+ * transaction on a pooled connection.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const render = (sql: string, schema: string): string =>
+  sql
+    .split("\n")
+    .filter((line) => !line.startsWith("\\"))
+    .join("\n")
+    .replaceAll(":\"schema\"", internal.quoteIdent(schema))
+    .replace(/^SET search_path TO/m, "SET LOCAL search_path TO")
+
+/**
+ * Applies every pending migration and returns the ones it applied.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = (
+  options?: Options
+): Effect.Effect<
+  ReadonlyArray<readonly [id: number, name: string]>,
+  Errors.StoreError | Errors.InvalidInput,
+  SqlClient.SqlClient
+> =>
+  Effect.gen(function*() {
+    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const table = `${schema}.eventfold_migrations`
+    const loader = Migrator.fromRecord(
+      Object.fromEntries(files.map((f) => [`${f.id}_${f.name}`, sql.unsafe(render(f.sql, schema)).raw]))
+    )
+    const migrate = Effect.gen(function*() {
+      // One migrator per schema at a time, across processes; the lock ends with the transaction.
+      yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${`eventfold.migrations:${schema}`}, 0))`
+      yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
+      // Created here, not by the Migrator: its "does the table exist" probe fails inside a transaction.
+      yield* sql`CREATE TABLE IF NOT EXISTS ${sql(table)} (
+        migration_id integer primary key,
+        created_at timestamp with time zone not null default now(),
+        name text not null
+      )`
+      return yield* Migrator.make({})({ loader, table })
+    })
+    return yield* sql.withTransaction(migrate).pipe(
+      Effect.catchTag("SqlError", (e) => Effect.fail(internal.toStoreError("migrate", schema)(e))),
+      Effect.catchTag("MigrationError", (e) =>
+        Effect.fail(new Errors.StoreError({ operation: "migrate", reason: e.message, cause: e }))),
+      // The Migrator turns a failing migration into a defect; it is a database failure, so make it typed again.
+      Effect.catchAllDefect((defect) =>
+        Effect.fail(
+          new Errors.StoreError({
+            operation: "migrate",
+            reason: defect instanceof Migrator.MigrationError
+              ? `${defect.message}: ${errorText(defect.cause)}`
+              : Cause.pretty(Cause.die(defect)),
+            cause: defect
+          })
+        )
+      ),
+      Effect.withSpan("PgMigrations.run", { attributes: { schema } })
+    )
+  })
+
+const errorText = (u: unknown): string => {
+  if (typeof u === "object" && u !== null && "cause" in u) {
+    const inner = (u as { cause: unknown }).cause
+    if (inner instanceof Error) return inner.message
+  }
+  return u instanceof Error ? u.message : String(u)
+}
+
+/**
+ * A Layer that migrates when it is built; compose it before the store Layers.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<never, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> => Layer.effectDiscard(run(options))

@@ -1,0 +1,16 @@
+/**
+ * @eventfold/postgres: PostgreSQL Layers for eventfold over `@effect/sql-pg`.
+ *
+ * @since 0.1.0
+ */
+
+/** @since 0.1.0 */
+export * as PgDatabase from "./PgDatabase.js"
+/** @since 0.1.0 */
+export * as PgEmbedded from "./PgEmbedded.js"
+/** @since 0.1.0 */
+export * as PgEventStore from "./PgEventStore.js"
+/** @since 0.1.0 */
+export * as PgMigrations from "./PgMigrations.js"
+/** @since 0.1.0 */
+export * as PgTest from "./PgTest.js"

@@ -1,0 +1,27 @@
+// Embeds migrations/*.sql into @eventfold/postgres, so the library applies exactly the files DBAs can run with psql.
+// Run after editing a migration: node scripts/generate-migrations.mjs (a test fails when the two drift apart).
+import fs from "node:fs"
+import path from "node:path"
+import { fileURLToPath } from "node:url"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const dir = path.join(root, "migrations")
+const target = path.join(root, "packages/postgres/src/internal/migrations.ts")
+
+export const render = () => {
+  const files = fs.readdirSync(dir).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort()
+  const entries = files.map((file) => {
+    const [, id, name] = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file)
+    return `  { id: ${Number(id)}, name: ${JSON.stringify(name)}, sql: ${
+      JSON.stringify(fs.readFileSync(path.join(dir, file), "utf8"))
+    } }`
+  })
+  return `/** @internal Generated from migrations/*.sql by scripts/generate-migrations.mjs. Do not edit. */\n\n` +
+    `/** @internal */\nexport interface MigrationFile {\n  readonly id: number\n  readonly name: string\n  readonly sql: string\n}\n\n` +
+    `/** @internal */\nexport const migrations: ReadonlyArray<MigrationFile> = [\n${entries.join(",\n")}\n]\n`
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  fs.writeFileSync(target, render())
+  console.log(`wrote ${path.relative(root, target)}`)
+}
