@@ -13,6 +13,7 @@ import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -330,6 +331,6 @@ export const layerConfig = (
   })
 ): Layer.Layer<
   EventStore.EventStore,
-  Errors.StoreError | Errors.InvalidInput | import("effect/ConfigError").ConfigError,
+  Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
   SqlClient.SqlClient
 > => Layer.unwrapEffect(Effect.map(config, layer))
