@@ -1,0 +1,128 @@
+import * as PgClient from "@effect/sql-pg/PgClient"
+import { assert, describe, it } from "@effect/vitest"
+import { PgEventStore, PgMigrations, PgTest } from "@eventfold/postgres"
+import * as Effect from "effect/Effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import { migrations as embedded } from "../src/internal/migrations.js"
+import * as PgDatabase from "../src/PgDatabase.js"
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..")
+
+const catalog = (schema: string) =>
+  Effect.flatMap(PgClient.PgClient, (sql) =>
+    sql<{ item: string }>`
+      SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable
+             || ' ' || coalesce(column_default, '') AS item
+        FROM information_schema.columns WHERE table_schema = ${schema}
+      UNION ALL
+      SELECT 'index ' || indexname || ' ' || replace(indexdef, ${schema} || '.', '') FROM pg_indexes WHERE schemaname = ${schema}
+      UNION ALL
+      SELECT 'function ' || p.proname || ' ' || pg_get_function_arguments(p.oid) || ' ' || md5(p.prosrc)
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = ${schema}
+      UNION ALL
+      SELECT 'constraint ' || conname || ' ' || pg_get_constraintdef(c.oid)
+        FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = ${schema}
+      ORDER BY 1`).pipe(
+      Effect.map((rows) => rows.map((r) => r.item).filter((i) => !i.includes("eventfold_migrations")))
+    )
+
+const hasPsql = (() => {
+  try {
+    execFileSync("psql", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+describe("PgMigrations", () => {
+  it("the SQL the library applies is exactly the files in migrations/", () => {
+    const files = fs.readdirSync(path.join(root, "migrations")).filter((f) => f.endsWith(".sql")).sort()
+    assert.deepStrictEqual(embedded.map((m) => `${String(m.id).padStart(4, "0")}_${m.name}.sql`), files)
+    for (const [i, file] of files.entries()) {
+      assert.strictEqual(
+        embedded[i]!.sql,
+        fs.readFileSync(path.join(root, "migrations", file), "utf8"),
+        `${file} drifted from the library: run node scripts/generate-migrations.mjs`
+      )
+    }
+  })
+
+  it.live("runs once, then again as a no-op, and the store works on a custom schema", () =>
+    Effect.gen(function*() {
+      const first = yield* PgMigrations.run({ schema: "tenant_a" })
+      assert.deepStrictEqual(first, PgMigrations.migrations)
+      const second = yield* PgMigrations.run({ schema: "tenant_a" })
+      assert.deepStrictEqual(second, [])
+      const store = yield* PgEventStore.make({ schema: "tenant_a" })
+      const result = yield* store.append({
+        streamType: "Order",
+        streamId: "1",
+        events: [{ type: "Created", payload: {} }]
+      })
+      assert.strictEqual(result.version, 1)
+      const sql = yield* PgClient.PgClient
+      const rows = yield* sql<{ n: string }>`SELECT count(*) AS n FROM tenant_a.events`
+      assert.strictEqual(rows[0]!.n, "1")
+      const inDefault = yield* sql<{ found: boolean }>`SELECT to_regclass('eventfold.events') IS NOT NULL AS found`
+      assert.isFalse(inDefault[0]!.found)
+    }).pipe(Effect.provide(PgTest.layerClient())))
+
+  it.live("two processes migrating at once both succeed and apply each migration once", () =>
+    Effect.gen(function*() {
+      const url = yield* PgTest.freshDatabase
+      // Separate pools stand in for separate processes: they share nothing but the database.
+      const runner = PgMigrations.run().pipe(Effect.provide(PgDatabase.layer({ url, maxConnections: 2 })))
+      const results = yield* Effect.all([runner, runner, runner, runner], { concurrency: "unbounded" })
+      assert.strictEqual(results.flat().length, PgMigrations.migrations.length)
+      const rows = yield* Effect.flatMap(PgClient.PgClient, (sql) =>
+        sql<{ migration_id: number }>`SELECT migration_id FROM eventfold.eventfold_migrations ORDER BY 1`).pipe(
+          Effect.provide(PgDatabase.layer({ url, maxConnections: 1 }))
+        )
+      assert.deepStrictEqual(
+        rows.map((r) =>
+          r.migration_id
+        ),
+        PgMigrations.migrations.map(([id]) => id)
+      )
+    }).pipe(Effect.scoped))
+
+  it.live("an invalid schema name is refused with InvalidInput before any SQL runs", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(PgMigrations.run({ schema: "x\"; DROP SCHEMA public; --" }))
+      assert.strictEqual(error._tag, "InvalidInput")
+      const storeError = yield* Effect.flip(PgEventStore.make({ schema: "Bad-Name" }))
+      assert.strictEqual(storeError._tag, "InvalidInput")
+    }).pipe(Effect.provide(PgTest.layerClient())))
+
+  it.live.skipIf(!hasPsql)("plain psql builds the same schema as the library", () =>
+    Effect.gen(function*() {
+      const url = yield* PgTest.freshDatabase
+      for (const file of fs.readdirSync(path.join(root, "migrations")).filter((f) => f.endsWith(".sql")).sort()) {
+        for (let run = 0; run < 2; run++) { // twice: the files are safe to re-apply by hand
+          execFileSync("psql", [
+            url,
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-q",
+            "-v",
+            "schema=by_psql",
+            "-f",
+            path.join(root, "migrations", file)
+          ], {
+            stdio: ["ignore", "ignore", "pipe"]
+          })
+        }
+      }
+      const client = PgDatabase.layer({ url, maxConnections: 2 })
+      yield* PgMigrations.run({ schema: "by_library" }).pipe(Effect.provide(client))
+      const [byPsql, byLibrary] = yield* Effect.all([catalog("by_psql"), catalog("by_library")]).pipe(
+        Effect.provide(client)
+      )
+      assert.isAbove(byPsql.length, 20)
+      assert.deepStrictEqual(byPsql, byLibrary)
+    }).pipe(Effect.scoped))
+})

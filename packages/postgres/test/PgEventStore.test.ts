@@ -1,0 +1,181 @@
+// PostgreSQL-specific behaviour of the store: joining the caller's transaction, and clear typed failures.
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it, layer } from "@effect/vitest"
+import { Aggregate, CommandHandler, Decider, EventStore } from "@eventfold/core"
+import { PgDatabase, PgEventStore, PgMigrations, PgTest } from "@eventfold/postgres"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as net from "node:net"
+
+class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number }) {}
+const AccountEvent = Schema.Union(Deposited)
+
+const Account = Aggregate.make({
+  name: "Account",
+  events: AccountEvent,
+  decider: Decider.make({
+    initialState: 0,
+    evolve: (balance: number, event: Deposited) => balance + event.amount,
+    decide: (amount: number) => Effect.succeed([new Deposited({ amount })])
+  })
+})
+
+layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 seconds" })(
+  `PgEventStore (${PgTest.serverLabel()})`,
+  (it) => {
+    it.effect("an append joins the caller's transaction: both commit together or roll back together", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const sql = yield* SqlClient.SqlClient
+        yield* sql`CREATE TABLE IF NOT EXISTS public.audit (note text NOT NULL)`
+        const ref = { streamType: "Tx", streamId: crypto.randomUUID() }
+
+        const failed = yield* sql.withTransaction(
+          Effect.gen(function*() {
+            yield* store.append({ ...ref, events: [{ type: "Rolled", payload: {} }] })
+            yield* sql`INSERT INTO public.audit (note) VALUES (${ref.streamId})`
+            return yield* Effect.fail("business rule says no" as const)
+          })
+        ).pipe(Effect.flip)
+        assert.strictEqual(failed, "business rule says no")
+        assert.strictEqual(yield* store.streamVersion(ref), 0)
+        assert.strictEqual((yield* sql`SELECT 1 FROM public.audit WHERE note = ${ref.streamId}`).length, 0)
+
+        yield* sql.withTransaction(
+          Effect.gen(function*() {
+            yield* store.append({ ...ref, events: [{ type: "Kept", payload: {} }] })
+            yield* sql`INSERT INTO public.audit (note) VALUES (${ref.streamId})`
+          })
+        )
+        assert.strictEqual(yield* store.streamVersion(ref), 1)
+        assert.strictEqual((yield* sql`SELECT 1 FROM public.audit WHERE note = ${ref.streamId}`).length, 1)
+      }))
+
+    it.effect("a conflict inside a caller's transaction is a typed error and leaves the transaction usable", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const sql = yield* SqlClient.SqlClient
+        const ref = { streamType: "Tx", streamId: crypto.randomUUID() }
+        yield* store.append({ ...ref, events: [{ type: "First", payload: {} }] })
+        const result = yield* sql.withTransaction(
+          Effect.gen(function*() {
+            const conflict = yield* Effect.flip(
+              store.append({ ...ref, events: [{ type: "Second", payload: {} }], expectedVersion: { _tag: "NoStream" } })
+            )
+            // The conflict was reported as a status, not raised, so the transaction can carry on.
+            const retried = yield* store.append({ ...ref, events: [{ type: "Second", payload: {} }] })
+            return [conflict._tag, retried.version] as const
+          })
+        )
+        assert.deepStrictEqual(result, ["ConcurrencyConflict", 2])
+      }))
+
+    it.effect("a corrupt stored payload and an unknown event type fail the load with EventDecodeError", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const handler = yield* CommandHandler.make(Account)
+        yield* handler.handle("good", 5)
+        assert.deepStrictEqual(yield* handler.load("good"), { state: 5, version: 1 })
+
+        yield* store.append({
+          streamType: "Account",
+          streamId: "corrupt",
+          events: [{ type: "Deposited", payload: { amount: "lots" } }]
+        })
+        const corrupt = yield* Effect.flip(handler.load("corrupt"))
+        assert.strictEqual(corrupt._tag, "EventDecodeError")
+        if (corrupt._tag === "EventDecodeError") {
+          assert.strictEqual(corrupt.streamId, "corrupt")
+          assert.strictEqual(corrupt.version, 1)
+          assert.strictEqual(corrupt.type, "Deposited")
+          assert.include(corrupt.issue, "amount")
+        }
+        yield* store.append({
+          streamType: "Account",
+          streamId: "unknown",
+          events: [{ type: "Withdrawn", payload: { amount: 1 } }]
+        })
+        const unknown = yield* handler.handle("unknown", 1).pipe(Effect.flip)
+        assert.strictEqual(unknown._tag, "EventDecodeError")
+        // Nothing was appended on top of the undecodable stream.
+        assert.strictEqual(yield* store.streamVersion({ streamType: "Account", streamId: "unknown" }), 1)
+        const recovered = yield* handler.handle("unknown", 1).pipe(
+          Effect.catchTag("EventDecodeError", (e) => Effect.succeed(`refused at version ${e.version}`))
+        )
+        assert.strictEqual(recovered, "refused at version 1")
+      }))
+  }
+)
+
+describe("failures are typed and bounded", () => {
+  it.live("an unreachable server fails within the connect timeout with a StoreError naming the host", () =>
+    Effect.gen(function*() {
+      // A port that accepts TCP but never speaks PostgreSQL: without a connect timeout the pool would wait forever.
+      const server = net.createServer(() => {})
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        () => Effect.sync(() => server.close())
+      )
+      const address = server.address()
+      const port = typeof address === "object" && address ? address.port : 0
+      const error = yield* Layer.build(
+        PgDatabase.layer({ url: `postgres://postgres@127.0.0.1:${port}/nowhere`, connectTimeout: "1 second" })
+      ).pipe(
+        Effect.flip,
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => "hung" as const })
+      )
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, `127.0.0.1:${port}/nowhere`)
+
+      const refused = yield* Layer.build(
+        PgDatabase.layer({ url: "postgres://postgres:secret@127.0.0.1:1/db", connectTimeout: "1 second" })
+      ).pipe(
+        Effect.flip,
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => "hung" as const })
+      )
+      assert.strictEqual(refused._tag, "StoreError")
+      assert.include(refused.message, "127.0.0.1:1/db")
+      assert.notInclude(refused.message, "secret")
+    }).pipe(Effect.scoped))
+
+  it.live("a database that does not exist is a StoreError naming it", () =>
+    Effect.gen(function*() {
+      const admin = yield* PgTest.serverUrl
+      const url = new URL(admin)
+      url.pathname = "/eventfold_no_such_database"
+      const error = yield* Layer.build(PgDatabase.layer({ url: url.toString(), connectTimeout: "3 seconds" })).pipe(
+        Effect.flip
+      )
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, "eventfold_no_such_database")
+    }).pipe(Effect.scoped))
+
+  it.live("a database without migrations: the store refuses to start, naming the table and how to migrate", () =>
+    Effect.gen(function*() {
+      const error = yield* Layer.build(PgEventStore.layer()).pipe(Effect.flip)
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, "eventfold.streams")
+      assert.include(error.message, "eventfold.events")
+      assert.include(error.message, "PgMigrations")
+      // After migrating, the same Layer builds.
+      yield* PgMigrations.run()
+      const store = yield* Layer.build(PgEventStore.layer()).pipe(Effect.map((ctx) => ctx.unsafeMap.size))
+      assert.isAbove(store, 0)
+    }).pipe(Effect.scoped, Effect.provide(PgTest.layerClient())))
+
+  it.live("dropping a table under a running store gives a typed StoreError with migration advice", () =>
+    Effect.gen(function*() {
+      yield* PgMigrations.run({ schema: "dropped" })
+      const store = yield* PgEventStore.make({ schema: "dropped" })
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`DROP TABLE dropped.events CASCADE`
+      const error = yield* Effect.flip(
+        store.append({ streamType: "X", streamId: "1", events: [{ type: "E", payload: {} }] })
+      )
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, "PgMigrations.run")
+      const readError = yield* Effect.flip(store.readAll())
+      assert.strictEqual(readError._tag, "StoreError")
+    }).pipe(Effect.provide(PgTest.layerClient())))
+})
