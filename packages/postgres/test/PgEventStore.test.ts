@@ -114,7 +114,9 @@ describe("failures are typed and bounded", () => {
       // A port that accepts TCP but never speaks PostgreSQL: without a connect timeout the pool would wait forever.
       const server = net.createServer(() => {})
       yield* Effect.acquireRelease(
-        Effect.async<void>((resume) => server.listen(0, "127.0.0.1", () => resume(Effect.void))),
+        Effect.async<void>((resume) => {
+          server.listen(0, "127.0.0.1", () => resume(Effect.void))
+        }),
         () => Effect.sync(() => server.close())
       )
       const address = server.address()
