@@ -4,9 +4,14 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
+import * as Schema from "effect/Schema"
 import type * as Aggregate from "./Aggregate.js"
 import * as Errors from "./Errors.js"
 import * as EventMetadata from "./EventMetadata.js"
@@ -14,6 +19,7 @@ import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import * as loader from "./internal/load.js"
 import type * as Position from "./Position.js"
+import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
  * @since 0.1.0
@@ -66,6 +72,14 @@ export type HandleError<DomainError> =
   | Errors.EventEncodeError
 
 /**
+ * What a manual `snapshot(id)` can fail with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type SnapshotError = LoadError | SnapshotStore.SnapshotEncodeError
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -76,6 +90,12 @@ export interface CommandHandler<State, Command, Event, DomainError> {
     options?: HandleOptions
   ) => Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>>
   readonly load: (id: string) => Effect.Effect<LoadResult<State>, LoadError>
+  /**
+   * Snapshots the stream's current state now, whatever the policy's mode. Returns the stored snapshot, or None when
+   * the stream does not exist or the store already holds one as new. Fails with `InvalidInput` when the aggregate
+   * has no snapshot policy or no `SnapshotStore` is in context.
+   */
+  readonly snapshot: (id: string) => Effect.Effect<Option.Option<SnapshotStore.Snapshot>, SnapshotError>
 }
 
 /**
@@ -91,7 +111,11 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 )
 
 /**
- * Builds a handler over the `EventStore` in context.
+ * Builds a handler over the `EventStore` in context. When the aggregate has a snapshot policy and a `SnapshotStore`
+ * is in context, loads start from the latest usable snapshot, and an append that crosses a multiple of
+ * `snapshot.every` writes one (inline before `handle` returns, or forked in "background" mode). A failed snapshot
+ * write is logged and counted in `SnapshotStore.writeFailures`, never failing the command: events are the truth.
+ * A background write is a daemon fiber, so do not use "background" mode inside a transaction you commit yourself.
  *
  * @since 0.1.0
  * @category constructors
@@ -111,8 +135,63 @@ export const make = <
     const store = yield* EventStore.EventStore
     const retry = options?.retry ?? defaultRetry
     const streamType = aggregate.name
-    const load = (id: string) =>
-      loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 })
+    const snapshotStore = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
+    const policy = aggregate.snapshot
+    const stateSchema = aggregate.state
+    const snapshots: loader.Snapshots<State> | undefined = Option.isSome(snapshotStore) && policy && stateSchema
+      ? {
+        store: snapshotStore.value,
+        every: policy.every,
+        schemaVersion: policy.schemaVersion,
+        mode: policy.mode ?? "inline",
+        decodeState: Schema.decodeUnknownEither(stateSchema),
+        encodeState: Schema.encodeEither(stateSchema)
+      }
+      : undefined
+    const load = (id: string): Effect.Effect<loader.Loaded<State>, LoadError> =>
+      snapshots
+        ? loader.loadWithSnapshot(store, snapshots, aggregate, id)
+        : loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 })
+
+    const writeSnapshot = (s: loader.Snapshots<State>, id: string, loaded: loader.Loaded<State>) =>
+      Effect.gen(function*() {
+        const encoded = s.encodeState(loaded.state)
+        if (Either.isLeft(encoded)) {
+          return yield* new SnapshotStore.SnapshotEncodeError({
+            streamType,
+            streamId: id,
+            version: loaded.version,
+            issue: ParseResult.TreeFormatter.formatErrorSync(encoded.left)
+          })
+        }
+        return yield* s.store.save({
+          streamType,
+          streamId: id,
+          version: loaded.version,
+          schemaVersion: s.schemaVersion,
+          state: encoded.right
+        })
+      })
+
+    // Called once per successful command, with the versions before and after its append.
+    const snapshotAfterAppend = (id: string, from: number, result: HandleResult<State, Event>) => {
+      if (!snapshots || snapshots.mode === "manual" || !SnapshotStore.crosses(snapshots.every, from, result.version)) {
+        return Effect.void
+      }
+      const write = writeSnapshot(snapshots, id, result).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.zipRight(
+            Effect.logWarning("eventfold: snapshot write failed; the command succeeded", cause),
+            Metric.increment(Metric.tagged(SnapshotStore.writeFailures, "aggregate", streamType))
+          )
+        ),
+        Effect.annotateLogs({ streamType, streamId: id, version: result.version }),
+        Effect.withSpan("CommandHandler.snapshot", {
+          attributes: { streamType, streamId: id, version: result.version, mode: snapshots.mode }
+        })
+      )
+      return snapshots.mode === "background" ? Effect.asVoid(Effect.forkDaemon(write)) : write
+    }
 
     const attempt = (
       id: string,
@@ -144,15 +223,22 @@ export const make = <
         })
         let state = loaded.state
         for (const event of events) state = aggregate.decider.evolve(state, event)
-        return { events, state, version: result.version, position: Option.some(result.position) }
+        const handled: HandleResult<State, Event> = {
+          events,
+          state,
+          version: result.version,
+          position: Option.some(result.position)
+        }
+        // The state after the append is exactly the fold of events 1..version: no read is needed to snapshot it.
+        return result.idempotent ? handled : yield* Effect.as(snapshotAfterAppend(id, loaded.version, handled), handled)
       })
 
     const handle = (id: string, command: Command, handleOptions?: HandleOptions) =>
       Effect.suspend(() => {
-        const metadata = EventMetadata.merge(
-          { correlationId: handleOptions?.metadata?.correlationId ?? crypto.randomUUID() },
-          handleOptions?.metadata ?? {}
-        )
+        // The generated id is merged last: a caller's `correlationId: undefined` must not erase it.
+        const metadata = EventMetadata.merge(handleOptions?.metadata ?? EventMetadata.empty, {
+          correlationId: handleOptions?.metadata?.correlationId ?? crypto.randomUUID()
+        })
         const once = attempt(id, command, handleOptions, metadata)
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
         return handleOptions?.expectedVersion
@@ -160,7 +246,27 @@ export const make = <
           : once.pipe(Effect.retry({ schedule: retry, while: (e) => isConflict(e) }))
       }).pipe(Effect.withSpan("CommandHandler.handle", { attributes: { streamType, streamId: id } }))
 
-    return { handle, load }
+    const snapshot = (id: string): Effect.Effect<Option.Option<SnapshotStore.Snapshot>, SnapshotError> =>
+      Effect.gen(function*() {
+        if (!snapshots) {
+          return yield* new Errors.InvalidInput({
+            reason: `CommandHandler.snapshot: aggregate ${streamType} has ${
+              aggregate.snapshot ? "no SnapshotStore in context" : "no snapshot policy"
+            }`
+          })
+        }
+        const loaded = yield* load(id)
+        if (loaded.version === 0) return Option.none()
+        if (!(yield* writeSnapshot(snapshots, id, loaded))) return Option.none()
+        const stored = yield* snapshots.store.load({ streamType, streamId: id })
+        // A concurrent writer may already have replaced it with a newer one; report only our own.
+        return Option.filter(
+          stored,
+          (s) => s.version === loaded.version && s.schemaVersion === snapshots.schemaVersion
+        )
+      }).pipe(Effect.withSpan("CommandHandler.snapshot", { attributes: { streamType, streamId: id, mode: "manual" } }))
+
+    return { handle, load, snapshot }
   })
 
 const isConflict = (e: unknown): boolean =>

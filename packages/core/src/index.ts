@@ -26,3 +26,5 @@ export * as Position from "./Position.js"
 export * as RecordedEvent from "./RecordedEvent.js"
 /** @since 0.1.0 */
 export * as EventValidation from "./EventValidation.js"
+/** @since 0.1.0 */
+export * as SnapshotStore from "./SnapshotStore.js"

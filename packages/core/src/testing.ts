@@ -9,3 +9,5 @@
 export * as DeciderSpec from "./DeciderSpec.js"
 /** @since 0.1.0 */
 export * as EventStoreContract from "./EventStoreContract.js"
+/** @since 0.1.0 */
+export * as SnapshotStoreContract from "./SnapshotStoreContract.js"

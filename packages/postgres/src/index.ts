@@ -14,3 +14,5 @@ export * as PgEventStore from "./PgEventStore.js"
 export * as PgMigrations from "./PgMigrations.js"
 /** @since 0.1.0 */
 export * as PgTest from "./PgTest.js"
+/** @since 0.1.0 */
+export * as PgSnapshotStore from "./PgSnapshotStore.js"

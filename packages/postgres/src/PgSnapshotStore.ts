@@ -1,0 +1,160 @@
+/**
+ * The PostgreSQL `SnapshotStore`: one row per stream in the `snapshots` table (migrations/0002_snapshots.sql),
+ * replaced only by a newer snapshot, over any `SqlClient` from `@effect/sql-pg`.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as Errors from "@eventfold/core/Errors"
+import * as EventValidation from "@eventfold/core/EventValidation"
+import * as SnapshotStore from "@eventfold/core/SnapshotStore"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/sql.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  readonly schema?: string | undefined
+}
+
+const SnapshotRow = Schema.Struct({
+  stream_type: Schema.String,
+  stream_id: Schema.String,
+  version: Schema.Number,
+  schema_version: Schema.Number,
+  state: Schema.Unknown,
+  created_at: Schema.DateFromSelf
+})
+
+const decodeSnapshotRow = Schema.decodeUnknownEither(SnapshotRow)
+
+/**
+ * Builds the store over the `SqlClient` in context. Fails with a `StoreError` naming the missing table when the
+ * schema is not migrated.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<SnapshotStore.SnapshotStore["Type"], Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    // Name transforms would rewrite keys inside the stored state; the store never uses them.
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const snapshots = sql(`${schema}.snapshots`)
+
+    yield* internal.requireTables(
+      (names) =>
+        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
+          FROM unnest(${names}::text[]) AS n`,
+      schema,
+      ["snapshots"]
+    )
+
+    const storeError = (operation: string) => internal.toStoreError(operation, schema)
+
+    const load = (stream: { readonly streamType: string; readonly streamId: string }) =>
+      Effect.gen(function*() {
+        yield* EventValidation.validateStream(stream)
+        const rows = yield* sql`SELECT stream_type, stream_id, version, schema_version, state, created_at
+          FROM ${snapshots}
+          WHERE stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`.pipe(
+          Effect.mapError(storeError("snapshot.load"))
+        )
+        if (rows.length === 0) return Option.none()
+        const row = decodeSnapshotRow(rows[0])
+        if (Either.isLeft(row)) {
+          return yield* new Errors.StoreError({
+            operation: "snapshot.load",
+            reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(row.left)}`
+          })
+        }
+        return Option.some<SnapshotStore.Snapshot>({
+          streamType: row.right.stream_type,
+          streamId: row.right.stream_id,
+          version: row.right.version,
+          schemaVersion: row.right.schema_version,
+          state: row.right.state,
+          createdAt: row.right.created_at
+        })
+      }).pipe(
+        Effect.withSpan("PgSnapshotStore.load", {
+          attributes: { streamType: stream.streamType, streamId: stream.streamId }
+        })
+      )
+
+    const save = (saveOptions: SnapshotStore.SaveOptions) =>
+      Effect.gen(function*() {
+        const s = yield* SnapshotStore.prepareSave(saveOptions)
+        // The WHERE makes the write monotonic: a slow writer holding an older state can never replace a newer one.
+        const upsert = sql`INSERT INTO ${snapshots} AS s (stream_type, stream_id, version, schema_version, state)
+          VALUES (${s.streamType}, ${s.streamId}, ${s.version}, ${s.schemaVersion}, ${s.stateJson}::jsonb)
+          ON CONFLICT (stream_type, stream_id) DO UPDATE
+            SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, state = EXCLUDED.state,
+                created_at = now()
+            WHERE s.version < EXCLUDED.version
+               OR (s.version = EXCLUDED.version AND s.schema_version < EXCLUDED.schema_version)
+          RETURNING 1 AS stored`
+        // Inside a caller's transaction a failed write must not abort it: give the write its own savepoint.
+        const inTransaction = Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))
+        const rows = yield* (inTransaction ? sql.withTransaction(upsert) : upsert).pipe(
+          Effect.mapError(storeError("snapshot.save"))
+        )
+        return rows.length > 0
+      }).pipe(
+        Effect.withSpan("PgSnapshotStore.save", {
+          attributes: {
+            streamType: saveOptions.streamType,
+            streamId: saveOptions.streamId,
+            version: saveOptions.version
+          }
+        })
+      )
+
+    const del = (stream: { readonly streamType: string; readonly streamId: string }) =>
+      Effect.zipRight(
+        EventValidation.validateStream(stream),
+        sql`DELETE FROM ${snapshots} WHERE stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`
+          .pipe(Effect.asVoid, Effect.mapError(storeError("snapshot.delete")))
+      ).pipe(Effect.withSpan("PgSnapshotStore.delete"))
+
+    return SnapshotStore.SnapshotStore.of({ load, save, delete: del })
+  })
+
+/**
+ * The store as a Layer over the `SqlClient` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<SnapshotStore.SnapshotStore, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Layer.effect(SnapshotStore.SnapshotStore, make(options))
+
+/**
+ * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold").
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<Options> = Config.all({
+    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA))
+  })
+): Layer.Layer<
+  SnapshotStore.SnapshotStore,
+  Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
+  SqlClient.SqlClient
+> => Layer.unwrapEffect(Effect.map(config, layer))
