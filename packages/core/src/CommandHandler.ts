@@ -26,7 +26,10 @@ import * as SnapshotStore from "./SnapshotStore.js"
  * @category models
  */
 export interface HandleOptions {
-  /** Pin the decision to a version the caller saw; a mismatch fails with `ConcurrencyConflict` and is not retried. */
+  /**
+   * Pin the decision to what the caller saw (`Exact(n)`, `NoStream`, `StreamExists`): a mismatch fails with
+   * `ConcurrencyConflict` and is not retried. `Any` (like no option) re-decides on fresh state after a conflict.
+   */
   readonly expectedVersion?: ExpectedVersion.ExpectedVersion | undefined
   /** Metadata for every appended event. A missing correlation id is generated, one per command. */
   readonly metadata?: EventMetadata.EventMetadata | undefined
@@ -241,7 +244,8 @@ export const make = <
         })
         const once = attempt(id, command, handleOptions, metadata)
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
-        return handleOptions?.expectedVersion
+        const pinned = handleOptions?.expectedVersion
+        return pinned !== undefined && pinned._tag !== "Any"
           ? once
           : once.pipe(Effect.retry({ schedule: retry, while: (e) => isConflict(e) }))
       }).pipe(Effect.withSpan("CommandHandler.handle", { attributes: { streamType, streamId: id } }))

@@ -168,6 +168,23 @@ describe("CommandHandler", () => {
       assert.isAbove(calls.decide, 20)
     }).pipe(Effect.provide(EventStore.layerMemory)))
 
+  it.live("an explicit ExpectedVersion.Any retries conflicts like no option at all", () =>
+    Effect.gen(function*() {
+      const { aggregate, calls } = makeCounter(Effect.yieldNow())
+      const handler = yield* CommandHandler.make(aggregate)
+      const results = yield* Effect.forEach(
+        Array.from({ length: 10 }, (_, i) => i + 1),
+        (by) => handler.handle("any", increment(by), { expectedVersion: ExpectedVersion.Any }),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(
+        results.map((r) => r.version).sort((a, b) => a - b),
+        Array.from({ length: 10 }, (_, i) => i + 1)
+      )
+      assert.deepStrictEqual(yield* handler.load("any"), { state: { count: 55 }, version: 10 })
+      assert.isAbove(calls.decide, 10)
+    }).pipe(Effect.provide(EventStore.layerMemory)))
+
   it.live("retries a conflict on fresh state when no version is pinned", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.EventStore
