@@ -18,6 +18,8 @@ const key = (streamType: string, streamId: string) => `${streamType.length}:${st
 export interface MemoryHooks {
   /** Runs inside the append, after its events are recorded; a failure undoes the append. */
   readonly onAppend?: (events: ReadonlyArray<RecordedEvent.RecordedEvent>) => void
+  /** Runs after an append's events are visible in the feed (wakes subscriptions). */
+  readonly onCommitted?: (events: ReadonlyArray<RecordedEvent.RecordedEvent>) => void
 }
 
 /** @internal */
@@ -96,6 +98,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
             all.push(event)
             byId.set(event.eventId, event)
           }
+          hooks.onCommitted?.(recorded)
           const last = recorded[recorded.length - 1]!
           return Effect.succeed({
             streamType,
