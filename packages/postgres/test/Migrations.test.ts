@@ -51,7 +51,7 @@ describe("PgMigrations", () => {
     }
   })
 
-  it.live("runs once, then again as a no-op, and the store works on a custom schema", () =>
+  it.scopedLive("runs once, then again as a no-op, and the store works on a custom schema", () =>
     Effect.gen(function*() {
       const first = yield* PgMigrations.run({ schema: "tenant_a" })
       assert.deepStrictEqual(first, PgMigrations.migrations)
@@ -90,7 +90,7 @@ describe("PgMigrations", () => {
       )
     }).pipe(Effect.scoped))
 
-  it.live("an invalid schema name is refused with InvalidInput before any SQL runs", () =>
+  it.scopedLive("an invalid schema name is refused with InvalidInput before any SQL runs", () =>
     Effect.gen(function*() {
       const error = yield* Effect.flip(PgMigrations.run({ schema: "x\"; DROP SCHEMA public; --" }))
       assert.strictEqual(error._tag, "InvalidInput")

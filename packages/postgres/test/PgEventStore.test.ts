@@ -1,11 +1,18 @@
 // PostgreSQL-specific behaviour of the store: joining the caller's transaction, and clear typed failures.
+import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Aggregate, CommandHandler, Decider, EventStore } from "@eventfold/core"
 import { PgDatabase, PgEventStore, PgMigrations, PgTest } from "@eventfold/postgres"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as net from "node:net"
 
 class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number }) {}
@@ -70,6 +77,41 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
         )
         assert.deepStrictEqual(result, ["ConcurrencyConflict", 2])
       }))
+
+    it.effect("appends send a NOTIFY hint: after a standalone append, and at commit for one in a caller's transaction", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const pg = yield* PgClient.PgClient
+        const received = yield* Queue.unbounded<string>()
+        yield* pg.listen("eventfold_events").pipe(Stream.runForEach((m) => Queue.offer(received, m)), Effect.forkScoped)
+        // LISTEN has no readiness signal: probe until a hint sent by hand arrives, then drain.
+        yield* pg`SELECT pg_notify('eventfold_events', 'probe')`.pipe(
+          Effect.zipRight(Queue.take(received).pipe(Effect.timeout("200 millis"))),
+          Effect.retry(Schedule.recurs(50))
+        )
+        yield* Effect.sleep("50 millis")
+        yield* Queue.takeAll(received)
+
+        yield* store.append({ streamType: "Notify", streamId: "solo", events: [{ type: "E", payload: {} }] })
+        assert.strictEqual(yield* Queue.take(received).pipe(Effect.timeout("5 seconds")), "1")
+
+        const sql = yield* SqlClient.SqlClient
+        const appended = yield* Deferred.make<void>()
+        const commit = yield* Deferred.make<void>()
+        const tx = yield* sql.withTransaction(
+          Effect.zipRight(
+            store.append({ streamType: "Notify", streamId: "tx", events: [{ type: "E", payload: {} }] }),
+            Effect.zipRight(Deferred.succeed(appended, undefined), Deferred.await(commit))
+          )
+        ).pipe(Effect.fork)
+        yield* Deferred.await(appended)
+        // Nothing is announced while the transaction is open...
+        assert.isTrue(Option.isNone(yield* Queue.take(received).pipe(Effect.timeout("300 millis"), Effect.option)))
+        yield* Deferred.succeed(commit, undefined)
+        yield* Fiber.join(tx)
+        // ...and the hint arrives with the commit.
+        assert.strictEqual(yield* Queue.take(received).pipe(Effect.timeout("5 seconds")), "1")
+      }).pipe(Effect.scoped))
 
     it.effect("a corrupt stored payload and an unknown event type fail the load with EventDecodeError", () =>
       Effect.gen(function*() {
@@ -166,7 +208,7 @@ describe("failures are typed and bounded", () => {
       assert.isAbove(store, 0)
     }).pipe(Effect.scoped, Effect.provide(PgTest.layerClient())))
 
-  it.live("dropping a table under a running store gives a typed StoreError with migration advice", () =>
+  it.scopedLive("dropping a table under a running store gives a typed StoreError with migration advice", () =>
     Effect.gen(function*() {
       yield* PgMigrations.run({ schema: "dropped" })
       const store = yield* PgEventStore.make({ schema: "dropped" })
