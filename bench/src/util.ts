@@ -1,0 +1,242 @@
+/**
+ * Small helpers shared by the benchmarks: a throwaway database, throughput and latency measurement, and a plain-text
+ * table. Benchmarks print; they never assert on time.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import pg from "pg"
+
+/**
+ * A database created for one benchmark, dropped (forcibly) by `drop`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface BenchDatabase {
+  readonly url: string
+  readonly name: string
+  readonly drop: () => Promise<void>
+}
+
+const admin = async <A>(serverUrl: string, f: (client: pg.Client) => Promise<A>): Promise<A> => {
+  const client = new pg.Client({ connectionString: serverUrl, connectionTimeoutMillis: 5_000 })
+  await client.connect()
+  try {
+    return await f(client)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * Creates a fresh database named `${prefix}_<random>` on the server and returns its URL.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const createDatabase = async (serverUrl: string, prefix: string): Promise<BenchDatabase> => {
+  const name = `${prefix}_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`
+  await admin(serverUrl, (client) => client.query(`CREATE DATABASE ${pg.escapeIdentifier(name)}`))
+  const url = new URL(serverUrl)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    name,
+    drop: () =>
+      admin(serverUrl, (client) => client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(name)} WITH (FORCE)`))
+        .then(() => undefined)
+  }
+}
+
+/**
+ * Runs `f` on a fresh database and drops it afterwards, also when `f` fails.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const withDatabase = async <A>(
+  serverUrl: string,
+  prefix: string,
+  f: (database: BenchDatabase) => Promise<A>
+): Promise<A> => {
+  const database = await createDatabase(serverUrl, prefix)
+  try {
+    return await f(database)
+  } finally {
+    await database.drop()
+  }
+}
+
+/**
+ * The server's version and commit settings, printed above every table so numbers are never read without them.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const describeServer = (url: string): Promise<string> =>
+  admin(url, async (client) => {
+    const result = await client.query<{ version: string; sync: string; fsync: string }>(
+      "SELECT current_setting('server_version') AS version, current_setting('synchronous_commit') AS sync, " +
+        "current_setting('fsync') AS fsync"
+    )
+    const row = result.rows[0]
+    return row
+      ? `PostgreSQL ${row.version}, synchronous_commit=${row.sync}, fsync=${row.fsync}`
+      : "PostgreSQL (unknown version)"
+  })
+
+/**
+ * A throughput measurement: units of work (appends, events) per second over the measured window.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Throughput {
+  readonly units: number
+  readonly seconds: number
+  readonly perSecond: number
+}
+
+/**
+ * How long to warm up and to measure a throughput workload, and with how many concurrent workers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ThroughputOptions {
+  readonly workers: number
+  readonly warmupMs: number
+  readonly durationMs: number
+}
+
+const range = (n: number): ReadonlyArray<number> => Array.from({ length: n }, (_, i) => i)
+
+const throughputOf = (units: number, started: number): Throughput => {
+  const seconds = (performance.now() - started) / 1000
+  return { units, seconds, perSecond: units / seconds }
+}
+
+/**
+ * Runs `op` in a loop on each worker until the deadline, first for the warm-up, then measured. `op` returns the
+ * units of work it did; a worker's own state (its stream and version) lives in `op`'s closure.
+ *
+ * @since 0.1.0
+ * @category measuring
+ */
+export const throughput = async (
+  options: ThroughputOptions,
+  op: (worker: number) => Promise<number>
+): Promise<Throughput> => {
+  const phase = async (ms: number) => {
+    const deadline = performance.now() + ms
+    const counts = await Promise.all(
+      range(options.workers).map(async (worker) => {
+        let units = 0
+        while (performance.now() < deadline) units += await op(worker)
+        return units
+      })
+    )
+    return counts.reduce((a, b) => a + b, 0)
+  }
+  await phase(options.warmupMs)
+  const started = performance.now()
+  return throughputOf(await phase(options.durationMs), started)
+}
+
+/**
+ * `throughput` for Effect code: the workers are fibers of one program, as in an Effect application, so no
+ * `runPromise` per operation is counted against the library.
+ *
+ * @since 0.1.0
+ * @category measuring
+ */
+export const throughputEffect = <E>(
+  options: ThroughputOptions,
+  op: (worker: number) => Effect.Effect<number, E>
+): Effect.Effect<Throughput, E> => {
+  const phase = (ms: number) =>
+    Effect.suspend(() => {
+      const deadline = performance.now() + ms
+      return Effect.forEach(
+        range(options.workers),
+        (worker) =>
+          Effect.gen(function*() {
+            let units = 0
+            while (performance.now() < deadline) units += yield* op(worker)
+            return units
+          }),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.map((counts) => counts.reduce((a, b) => a + b, 0)))
+    })
+  return Effect.gen(function*() {
+    yield* phase(options.warmupMs)
+    const started = performance.now()
+    return throughputOf(yield* phase(options.durationMs), started)
+  })
+}
+
+/**
+ * Median wall time in milliseconds of each function, run interleaved (`warmup` unmeasured rounds, then `runs`
+ * measured ones) so that load from elsewhere on the machine hits every contender alike.
+ *
+ * @since 0.1.0
+ * @category measuring
+ */
+export const medianMs = async (
+  options: { readonly warmup: number; readonly runs: number },
+  fs: ReadonlyArray<() => Promise<unknown>>
+): Promise<ReadonlyArray<number>> => {
+  const times = fs.map((): Array<number> => [])
+  for (let round = 0; round < options.warmup + options.runs; round++) {
+    for (let i = 0; i < fs.length; i++) {
+      const started = performance.now()
+      await fs[i]!()
+      if (round >= options.warmup) times[i]!.push(performance.now() - started)
+    }
+  }
+  return times.map(median)
+}
+
+const median = (values: Array<number>): number => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Sums measurements taken in several rounds into one.
+ *
+ * @since 0.1.0
+ * @category measuring
+ */
+export const combine = (measurements: ReadonlyArray<Throughput>): Throughput => {
+  const units = measurements.reduce((sum, m) => sum + m.units, 0)
+  const seconds = measurements.reduce((sum, m) => sum + m.seconds, 0)
+  return { units, seconds, perSecond: units / seconds }
+}
+
+/**
+ * A number for a table: thousands separated, at most `digits` decimals.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatNumber = (value: number, digits = 0): string =>
+  value.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+/**
+ * A plain-text table with left-aligned columns, ready for stdout and for pasting into a README.
+ *
+ * @since 0.1.0
+ * @category formatting
+ */
+export const formatTable = (
+  header: ReadonlyArray<string>,
+  rows: ReadonlyArray<ReadonlyArray<string>>
+): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`
+  return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n")
+}
