@@ -2,7 +2,15 @@ import effectPlugin from "@effect/eslint-plugin"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/build/**", "**/dist/**", "**/node_modules/**", ".tmp/**", "packages/postgres/src/internal/migrations.ts"] },
+  {
+    ignores: [
+      "**/build/**",
+      "**/dist/**",
+      "**/node_modules/**",
+      ".tmp/**",
+      "packages/postgres/src/internal/migrations.ts"
+    ]
+  },
   ...tseslint.configs.recommended,
   ...effectPlugin.configs.dprint,
   {

@@ -2,8 +2,8 @@
  * The flagship example (`npm start`): the seed tutorial's order story on PostgreSQL. It uses `DATABASE_URL` when set,
  * and otherwise starts a throwaway embedded PostgreSQL, so a fresh clone needs no database setup.
  */
-import { PgDatabase, PgEmbedded, PgEventStore, PgMigrations } from "@eventfold/postgres"
 import { NodeRuntime } from "@effect/platform-node"
+import { PgDatabase, PgEmbedded, PgEventStore, PgMigrations } from "@eventfold/postgres"
 import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"

@@ -1,6 +1,6 @@
+import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@eventfold/core"
 import { PgTest } from "@eventfold/postgres"
-import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import { story } from "../src/story.js"
 
