@@ -28,3 +28,9 @@ export * as RecordedEvent from "./RecordedEvent.js"
 export * as EventValidation from "./EventValidation.js"
 /** @since 0.1.0 */
 export * as SnapshotStore from "./SnapshotStore.js"
+/** @since 0.1.0 */
+export * as CheckpointStore from "./CheckpointStore.js"
+/** @since 0.1.0 */
+export * as FeedNotifier from "./FeedNotifier.js"
+/** @since 0.1.0 */
+export * as Subscription from "./Subscription.js"

@@ -11,3 +11,7 @@ export * as DeciderSpec from "./DeciderSpec.js"
 export * as EventStoreContract from "./EventStoreContract.js"
 /** @since 0.1.0 */
 export * as SnapshotStoreContract from "./SnapshotStoreContract.js"
+/** @since 0.1.0 */
+export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
+/** @since 0.1.0 */
+export * as SubscriptionContract from "./SubscriptionContract.js"

@@ -16,3 +16,9 @@ export * as PgMigrations from "./PgMigrations.js"
 export * as PgTest from "./PgTest.js"
 /** @since 0.1.0 */
 export * as PgSnapshotStore from "./PgSnapshotStore.js"
+/** @since 0.1.0 */
+export * as PgCheckpointStore from "./PgCheckpointStore.js"
+/** @since 0.1.0 */
+export * as PgFeedNotifier from "./PgFeedNotifier.js"
+/** @since 0.1.0 */
+export * as PgProjection from "./PgProjection.js"

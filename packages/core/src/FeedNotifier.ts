@@ -1,0 +1,78 @@
+/**
+ * The `FeedNotifier` service: a wake-up hint that the global feed may have new events. It is never the delivery
+ * channel: subscriptions always read the feed from their checkpoint, and poll on a schedule when no hint comes.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Runtime from "effect/Runtime"
+import type * as Scope from "effect/Scope"
+import * as EventStore from "./EventStore.js"
+import * as internal from "./internal/memoryEventStore.js"
+
+/**
+ * Wake-up hints for feed readers.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class FeedNotifier extends Context.Tag("@eventfold/core/FeedNotifier")<FeedNotifier, {
+  /** A queue that receives a hint after each append (hints coalesce); subscribe before the first read. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<void>, never, Scope.Scope>
+}>() {}
+
+/**
+ * Waits for a hint or until `pollInterval` passes, whichever comes first, then drops hints already queued.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const awaitHint = (hints: Queue.Dequeue<void>, pollInterval: Duration.DurationInput): Effect.Effect<void> =>
+  Effect.raceFirst(Queue.take(hints), Effect.sleep(pollInterval)).pipe(Effect.zipRight(Queue.takeAll(hints)))
+
+/**
+ * A notifier over a `PubSub`, with `signal` to send a hint; the building block of the other Layers.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeHub: Effect.Effect<{ readonly notifier: FeedNotifier["Type"]; readonly signal: Effect.Effect<void> }> =
+  Effect.map(PubSub.sliding<void>(1), (hub) => ({
+    notifier: { subscribe: PubSub.subscribe(hub) },
+    signal: Effect.asVoid(PubSub.publish(hub, undefined))
+  }))
+
+/**
+ * A notifier that never sends a hint: readers rely on polling alone (e.g. behind PgBouncer in transaction mode).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerPolling: Layer.Layer<FeedNotifier> = Layer.succeed(FeedNotifier, {
+  subscribe: Queue.sliding<void>(1)
+})
+
+/**
+ * An in-memory `EventStore` together with a notifier that it signals after every append.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<FeedNotifier | EventStore.EventStore> = Layer.effectContext(
+  Effect.gen(function*() {
+    const hub = yield* PubSub.sliding<void>(1)
+    const runtime = yield* Effect.runtime<never>()
+    // Publishing to a sliding PubSub never suspends, so it can run synchronously inside the append.
+    const store = yield* internal.makeWith({
+      onCommitted: () => void Runtime.runSync(runtime)(PubSub.publish(hub, undefined))
+    })
+    return Context.make(FeedNotifier, { subscribe: PubSub.subscribe(hub) }).pipe(
+      Context.add(EventStore.EventStore, store)
+    )
+  })
+)

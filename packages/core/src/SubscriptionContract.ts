@@ -1,0 +1,356 @@
+/**
+ * The behaviour every `Subscription` runtime (an `EventStore`, a `CheckpointStore` and a `FeedNotifier`) must have,
+ * as one exported test suite: catch-up then live with no loss or duplicate, filters, start positions, resume, error
+ * policy, one owner at a time, reset, `waitFor` and the plain `stream`.
+ *
+ * @since 0.1.0
+ */
+import { assert, layer } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import type * as Layer from "effect/Layer"
+import * as Metric from "effect/Metric"
+import * as Option from "effect/Option"
+import * as Ref from "effect/Ref"
+import * as Schedule from "effect/Schedule"
+import * as Stream from "effect/Stream"
+import * as CheckpointStore from "./CheckpointStore.js"
+import * as EventStore from "./EventStore.js"
+import type * as FeedNotifier from "./FeedNotifier.js"
+import type * as NewEvent from "./NewEvent.js"
+import * as Position from "./Position.js"
+import * as RecordedEvent from "./RecordedEvent.js"
+import * as Subscription from "./Subscription.js"
+
+const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
+
+const numbered = (from: number, count: number, type = "Numbered"): Array<NewEvent.NewEvent> =>
+  Array.from({ length: count }, (_, i) => ({ type, payload: { n: from + i } }))
+
+const ns = (events: ReadonlyArray<RecordedEvent.RecordedEvent>) =>
+  events.map((e) => (e.payload as { readonly n: number }).n)
+
+const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
+
+/** Appends `count` events, one per append, to one stream; returns the position of the last. */
+const appendMany = (streamType: string, from: number, count: number, type = "Numbered") =>
+  Effect.flatMap(
+    EventStore.EventStore,
+    (store) =>
+      Effect.reduce(range(from, count), Position.start, (_, n) =>
+        Effect.map(
+          store.append({ streamType, streamId: `s-${n % 3}`, events: numbered(n, 1, type) }),
+          (r) => r.position
+        ))
+  )
+
+const untilTrue = (check: Effect.Effect<boolean>, what: string) =>
+  check.pipe(
+    Effect.filterOrFail((ok) => ok, () => what),
+    Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === what }),
+    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => `timed out waiting for: ${what}` })
+  )
+
+const fast = { pollInterval: "100 millis", lease: "1 second" } as const
+
+/**
+ * Registers the contract suite against a Layer providing the three services; built once, each test uses its own
+ * stream type and subscription id.
+ *
+ * @since 0.1.0
+ * @category suites
+ */
+export const suite = <E>(
+  name: string,
+  runtimeLayer: Layer.Layer<EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier, E>
+): void =>
+  layer(runtimeLayer, { excludeTestServices: true, timeout: "120 seconds" })(`Subscription contract: ${name}`, (it) => {
+    it.effect("catches up in pages, goes live, and delivers every event exactly once in feed order", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Live")
+        yield* appendMany(streamType, 1, 23)
+        const seen = yield* Ref.make<Array<RecordedEvent.RecordedEvent>>([])
+        const id = unique("sub")
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          batchSize: 5,
+          handler: (event) => Ref.update(seen, (all) => [...all, event])
+        })
+        yield* Effect.forkScoped(subscription.run)
+        // Appends race with the catch-up and the switch to live.
+        const last = yield* appendMany(streamType, 24, 17)
+        yield* subscription.waitFor(last)
+        const events = yield* Ref.get(seen)
+        assert.deepStrictEqual(ns(events).sort((a, b) => a - b), range(1, 40))
+        assert.deepStrictEqual(new Set(events.map((e) => e.eventId)).size, 40)
+        for (let i = 1; i < events.length; i++) {
+          assert.isTrue(Position.isAfter(RecordedEvent.position(events[i]!), RecordedEvent.position(events[i - 1]!)))
+        }
+        // waitFor completes at the commit; the phase turns live once a read finds nothing more.
+        yield* untilTrue(Effect.map(subscription.status, (s) => s.phase === "live"), "live")
+        const status = yield* subscription.status
+        assert.strictEqual(status.handled, 40)
+        assert.strictEqual(status.lagEvents, 0n)
+        assert.strictEqual(status.lagMillis, 0)
+        assert.isFalse(Position.isAfter(last, status.position))
+        const handled = yield* Metric.value(Metric.tagged(Subscription.eventsHandled, "subscription", id))
+        assert.strictEqual(handled.count, 40)
+        const lag = yield* Metric.value(Metric.tagged(Subscription.lagEvents, "subscription", id))
+        assert.strictEqual(lag.value, 0n)
+      }).pipe(Effect.scoped))
+
+    it.effect("filters by event type, stream type and tenant; waitFor passes events the filter drops", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Filter")
+        const tenant = unique("tenant")
+        const store = yield* EventStore.EventStore
+        const seen = yield* Ref.make<Array<string>>([])
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          eventTypes: ["Opened"],
+          tenantId: tenant,
+          handler: (event) => Ref.update(seen, (all) => [...all, event.streamId])
+        })
+        yield* Effect.forkScoped(subscription.run)
+        yield* store.append({
+          streamType,
+          streamId: "t-1",
+          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }, {
+            type: "Closed",
+            payload: {},
+            metadata: { tenantId: tenant }
+          }]
+        })
+        yield* store.append({ streamType, streamId: "other-tenant", events: [{ type: "Opened", payload: {} }] })
+        yield* store.append({
+          streamType: unique("Elsewhere"),
+          streamId: "x",
+          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }]
+        })
+        yield* store.append({
+          streamType,
+          streamId: "t-2",
+          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }]
+        })
+        const dropped = yield* store.append({ streamType, streamId: "t-3", events: [{ type: "Closed", payload: {} }] })
+        yield* subscription.waitFor(dropped.position)
+        assert.deepStrictEqual(yield* Ref.get(seen), ["t-1", "t-2"])
+      }).pipe(Effect.scoped))
+
+    it.effect("starts from the end, or from a given position, when no checkpoint is stored", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Start")
+        const third = yield* appendMany(streamType, 1, 3)
+        const collect = (startFrom: Subscription.StartFrom) =>
+          Effect.gen(function*() {
+            const seen = yield* Ref.make<Array<RecordedEvent.RecordedEvent>>([])
+            const subscription = yield* Subscription.make({
+              ...fast,
+              id: unique("sub"),
+              streamTypes: [streamType],
+              startFrom,
+              handler: (event) => Ref.update(seen, (all) => [...all, event])
+            })
+            yield* Effect.forkScoped(subscription.run)
+            yield* untilTrue(Effect.map(subscription.status, (s) => s.phase === "live"), "live")
+            return { subscription, seen }
+          })
+        const fromEnd = yield* collect(Subscription.StartFrom.End())
+        const fromThird = yield* collect(Subscription.StartFrom.At({ position: third }))
+        const fromStart = yield* collect(Subscription.StartFrom.Beginning())
+        const last = yield* appendMany(streamType, 4, 2)
+        for (const s of [fromEnd, fromThird, fromStart]) yield* s.subscription.waitFor(last)
+        assert.deepStrictEqual(ns(yield* Ref.get(fromEnd.seen)), [4, 5])
+        assert.deepStrictEqual(ns(yield* Ref.get(fromThird.seen)), [4, 5])
+        assert.deepStrictEqual(ns(yield* Ref.get(fromStart.seen)), [1, 2, 3, 4, 5])
+      }).pipe(Effect.scoped))
+
+    it.effect("a new instance resumes from the stored checkpoint, whatever its start position says", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Resume")
+        const id = unique("sub")
+        const seen = yield* Ref.make<Array<number>>([])
+        const options = {
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          startFrom: Subscription.StartFrom.End(),
+          handler: (event: RecordedEvent.RecordedEvent) =>
+            Ref.update(seen, (all) => [...all, (event.payload as { readonly n: number }).n])
+        }
+        const first = yield* Subscription.make(options)
+        const fiber = yield* Effect.fork(first.run)
+        yield* untilTrue(Effect.map(first.status, (s) => s.phase === "live"), "live")
+        yield* first.waitFor(yield* appendMany(streamType, 1, 4))
+        yield* Fiber.interrupt(fiber)
+        assert.strictEqual((yield* first.status).phase, "idle")
+        const whileDown = yield* appendMany(streamType, 5, 3)
+        const second = yield* Subscription.make(options)
+        yield* Effect.forkScoped(second.run)
+        yield* second.waitFor(whileDown)
+        assert.deepStrictEqual(yield* Ref.get(seen), range(1, 7))
+      }).pipe(Effect.scoped))
+
+    it.effect("a failing handler is retried under the schedule, then parked, and the subscription continues", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Park")
+        const id = unique("sub")
+        const tries = yield* Ref.make(0)
+        const seen = yield* Ref.make<Array<number>>([])
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          errorPolicy: { retry: Schedule.recurs(2), onExhausted: "park" },
+          handler: (event) => {
+            const n = (event.payload as { readonly n: number }).n
+            return n === 3
+              ? Effect.zipRight(Ref.update(tries, (t) => t + 1), Effect.fail(`poison ${n}`))
+              : Ref.update(seen, (all) => [...all, n])
+          }
+        })
+        yield* Effect.forkScoped(subscription.run)
+        const last = yield* appendMany(streamType, 1, 5)
+        yield* subscription.waitFor(last)
+        assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 4, 5])
+        assert.strictEqual(yield* Ref.get(tries), 3)
+        const parked = yield* Effect.flatMap(CheckpointStore.CheckpointStore, (s) => s.deadLetters(id))
+        assert.strictEqual(parked.length, 1)
+        assert.strictEqual(parked[0]!.attempts, 3)
+        assert.include(parked[0]!.error, "poison 3")
+        const status = yield* subscription.status
+        assert.strictEqual(status.parked, 1)
+        assert.strictEqual(status.handled, 4)
+        assert.include(Option.getOrElse(status.lastError, () => ""), "poison 3")
+      }).pipe(Effect.scoped))
+
+    it.effect("a handler that recovers within the retries is not parked", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Flaky")
+        const id = unique("sub")
+        const failures = yield* Ref.make(2)
+        const seen = yield* Ref.make<Array<number>>([])
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          errorPolicy: { retry: Schedule.recurs(3), onExhausted: "park" },
+          handler: (event) =>
+            Effect.flatMap(Ref.getAndUpdate(failures, (f) => f - 1), (left) =>
+              left > 0
+                ? Effect.fail("flaky")
+                : Ref.update(seen, (all) => [...all, (event.payload as { readonly n: number }).n]))
+        })
+        yield* Effect.forkScoped(subscription.run)
+        yield* subscription.waitFor(yield* appendMany(streamType, 1, 3))
+        assert.deepStrictEqual(yield* Ref.get(seen), [1, 2, 3])
+        assert.deepStrictEqual(yield* Effect.flatMap(CheckpointStore.CheckpointStore, (s) => s.deadLetters(id)), [])
+      }).pipe(Effect.scoped))
+
+    it.effect("with the stop policy the run fails with SubscriptionStopped and the checkpoint stays before the event", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Stop")
+        const id = unique("sub")
+        const seen = yield* Ref.make<Array<number>>([])
+        const positions = yield* Effect.forEach(range(1, 4), (n) => appendMany(streamType, n, 1))
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          errorPolicy: { retry: Schedule.recurs(1), onExhausted: "stop" },
+          handler: (event) => {
+            const n = (event.payload as { readonly n: number }).n
+            return n === 3 ? Effect.die(new Error("bug in handler")) : Ref.update(seen, (all) => [...all, n])
+          }
+        })
+        const exit = yield* Effect.exit(subscription.run)
+        assert.isTrue(Exit.isFailure(exit))
+        const error = yield* Effect.flip(exit)
+        assert.strictEqual(error._tag, "SubscriptionStopped")
+        if (error._tag === "SubscriptionStopped") {
+          assert.strictEqual(error.attempts, 2)
+          assert.deepStrictEqual(error.position, positions[2])
+          assert.include(error.reason, "bug in handler")
+        }
+        assert.deepStrictEqual(yield* Ref.get(seen), [1, 2])
+        const stored = Option.getOrThrow(yield* Effect.flatMap(CheckpointStore.CheckpointStore, (s) => s.get(id)))
+        assert.deepStrictEqual(stored.position, positions[1])
+        assert.strictEqual(stored.status, "failed")
+        assert.isTrue(Option.isNone(stored.owner))
+        assert.strictEqual((yield* subscription.status).phase, "failed")
+      }))
+
+    it.effect("two instances of one subscription: one owns it, the other takes over when it stops, no event twice", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Owner")
+        const id = unique("sub")
+        const seen = yield* Ref.make<Array<[string, number]>>([])
+        const make = (owner: string) =>
+          Subscription.make({
+            ...fast,
+            lease: "600 millis",
+            id,
+            owner,
+            streamTypes: [streamType],
+            handler: (event) =>
+              Ref.update(
+                seen,
+                (all) => [...all, [owner, (event.payload as { readonly n: number }).n] as [string, number]]
+              )
+          })
+        const a = yield* make("a")
+        const b = yield* make("b")
+        const fiberA = yield* Effect.fork(a.run)
+        yield* untilTrue(Effect.map(a.status, (s) => s.phase === "live"), "a live")
+        yield* Effect.forkScoped(b.run)
+        yield* untilTrue(Effect.map(b.status, (s) => s.phase === "standby"), "b standby")
+        yield* a.waitFor(yield* appendMany(streamType, 1, 5))
+        yield* Fiber.interrupt(fiberA)
+        yield* b.waitFor(yield* appendMany(streamType, 6, 5))
+        const all = yield* Ref.get(seen)
+        assert.deepStrictEqual(all.map(([, n]) => n), range(1, 10))
+        assert.deepStrictEqual(all.filter(([o]) => o === "a").map(([, n]) => n), range(1, 5))
+        assert.strictEqual((yield* b.status).phase, "live")
+      }).pipe(Effect.scoped))
+
+    it.effect("reset runs the hook and replays from the beginning while running", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Reset")
+        const model = yield* Ref.make<Array<number>>([])
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          onReset: Ref.set(model, []),
+          handler: (event) => Ref.update(model, (all) => [...all, (event.payload as { readonly n: number }).n])
+        })
+        yield* Effect.forkScoped(subscription.run)
+        const last = yield* appendMany(streamType, 1, 4)
+        yield* subscription.waitFor(last)
+        yield* subscription.reset
+        yield* untilTrue(Effect.map(Ref.get(model), (m) => m.length === 4), "replayed")
+        yield* subscription.waitFor(last)
+        assert.deepStrictEqual(yield* Ref.get(model), range(1, 4))
+      }).pipe(Effect.scoped))
+
+    it.effect("stream: catch-up then live as a plain Stream, each event once", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Stream")
+        yield* appendMany(streamType, 1, 6)
+        const fiber = yield* Subscription.stream({
+          streamTypes: [streamType],
+          batchSize: 4,
+          pollInterval: "100 millis"
+        })
+          .pipe(Stream.take(10), Stream.runCollect, Effect.fork)
+        yield* appendMany(streamType, 7, 4)
+        const events = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
+        assert.deepStrictEqual(ns(events), range(1, 10))
+      }))
+  })

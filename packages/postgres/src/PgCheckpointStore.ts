@@ -1,0 +1,261 @@
+/**
+ * The PostgreSQL `CheckpointStore`: one row per subscription in `checkpoints` and parked events in `dead_letters`
+ * (migrations/0004_subscriptions.sql). Ownership is a lease row (owner + lease_until on the database clock), so it
+ * needs no session state and works behind PgBouncer in transaction mode. Called inside `sql.withTransaction`, every
+ * operation joins that transaction, which is how `PgProjection` commits read-model writes and the checkpoint
+ * together.
+ *
+ * Why a lease rather than `pg_try_advisory_lock` (the default and only mode): a session lock needs a connection
+ * pinned for the subscription's lifetime, is silently shared or lost behind PgBouncer in transaction mode, and can
+ * outlive a dead process until the server notices the broken socket. The lease is plain rows, its takeover time is
+ * bounded by its duration, and correctness never rests on it: the checkpoint's compare-and-set on (owner, position)
+ * makes a stale owner's commit fail (and its projection transaction roll back) even if two processes briefly
+ * believe they own the subscription.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
+import * as CheckpointStore from "@eventfold/core/CheckpointStore"
+import * as Errors from "@eventfold/core/Errors"
+import * as Position from "@eventfold/core/Position"
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as internal from "./internal/sql.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  readonly schema?: string | undefined
+}
+
+const CheckpointRow = Schema.Struct({
+  subscription_id: Schema.String,
+  transaction_id: Schema.BigInt,
+  global_position: Schema.BigInt,
+  owner: Schema.NullOr(Schema.String),
+  lease_until: Schema.NullOr(Schema.DateFromSelf),
+  status: Schema.String,
+  updated_at: Schema.DateFromSelf
+})
+
+const PositionRow = Schema.Struct({ transaction_id: Schema.BigInt, global_position: Schema.BigInt })
+
+const DeadLetterRow = Schema.Struct({
+  subscription_id: Schema.String,
+  event_id: Schema.String,
+  transaction_id: Schema.BigInt,
+  global_position: Schema.BigInt,
+  stream_type: Schema.String,
+  stream_id: Schema.String,
+  event_type: Schema.String,
+  error: Schema.String,
+  attempts: Schema.Number,
+  parked_at: Schema.DateFromSelf
+})
+
+/** Rows come straight from the database; one that does not decode is a corrupt store, reported as such. */
+const decodeRows = <A, I>(schema: Schema.Schema<A, I>, operation: string) => {
+  const decode = Schema.decodeUnknown(Schema.Array(schema))
+  return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>, Errors.StoreError> =>
+    decode(rows).pipe(
+      Effect.mapError((error) =>
+        new Errors.StoreError({
+          operation,
+          reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
+        })
+      )
+    )
+}
+
+const xid = (position: Position.Position) => position.transactionId.toString()
+const pos = (position: Position.Position) => position.globalPosition.toString()
+
+/**
+ * Builds the store over the `SqlClient` in context. Fails with a `StoreError` naming the missing tables when the
+ * schema is not migrated.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options?: Options
+): Effect.Effect<
+  CheckpointStore.CheckpointStore["Type"],
+  Errors.StoreError | Errors.InvalidInput,
+  SqlClient.SqlClient
+> =>
+  Effect.gen(function*() {
+    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const checkpoints = sql(`${schema}.checkpoints`)
+    const deadLetters = sql(`${schema}.dead_letters`)
+
+    yield* internal.requireTables(
+      (names) =>
+        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
+          FROM unnest(${names}::text[]) AS n`,
+      schema,
+      ["checkpoints", "dead_letters"]
+    )
+
+    const storeError = (operation: string) => (error: SqlError.SqlError) =>
+      internal.toStoreError(operation, schema)(error)
+
+    const get = (subscriptionId: string) =>
+      sql`SELECT subscription_id, transaction_id, global_position, owner, lease_until, status, updated_at
+        FROM ${checkpoints} WHERE subscription_id = ${subscriptionId}`.pipe(
+        Effect.mapError(storeError("checkpoint.get")),
+        Effect.flatMap(decodeRows(CheckpointRow, "checkpoint.get")),
+        Effect.map((rows) =>
+          Option.map(Option.fromNullable(rows[0]), (row): CheckpointStore.Checkpoint => ({
+            subscriptionId: row.subscription_id,
+            position: Position.make(row.transaction_id, row.global_position),
+            owner: Option.fromNullable(row.owner),
+            leaseUntil: Option.fromNullable(row.lease_until),
+            status: row.status,
+            updatedAt: row.updated_at
+          }))
+        )
+      )
+
+    // Lease times are on the database clock, so the processes' clocks never need to agree.
+    const claim = (claimOptions: CheckpointStore.ClaimOptions) =>
+      sql`INSERT INTO ${checkpoints} AS c (subscription_id, transaction_id, global_position, owner, lease_until, status)
+        VALUES (${claimOptions.subscriptionId}, ${xid(claimOptions.initial)}::xid8, ${
+        pos(claimOptions.initial)
+      }::bigint, ${claimOptions.owner},
+          clock_timestamp() + ${
+        Duration.toMillis(Duration.decode(claimOptions.lease))
+      }::float8 * interval '1 millisecond',
+          'active')
+        ON CONFLICT (subscription_id) DO UPDATE
+          SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, status = 'active', updated_at = now()
+          WHERE c.owner IS NULL OR c.owner = EXCLUDED.owner OR c.lease_until IS NULL
+             OR c.lease_until < clock_timestamp()
+        RETURNING c.transaction_id, c.global_position`.pipe(
+        Effect.mapError(storeError("checkpoint.claim")),
+        Effect.flatMap(decodeRows(PositionRow, "checkpoint.claim")),
+        Effect.map((rows) =>
+          Option.map(Option.fromNullable(rows[0]), (row) => Position.make(row.transaction_id, row.global_position))
+        )
+      )
+
+    const release = (subscriptionId: string, owner: string, status: "active" | "failed" = "active") =>
+      sql`UPDATE ${checkpoints} SET owner = NULL, lease_until = NULL, status = ${status}, updated_at = now()
+        WHERE subscription_id = ${subscriptionId} AND owner = ${owner}`.pipe(
+        Effect.mapError(storeError("checkpoint.release")),
+        Effect.asVoid
+      )
+
+    const commit = (commitOptions: CheckpointStore.CommitOptions) =>
+      sql`UPDATE ${checkpoints}
+        SET transaction_id = ${xid(commitOptions.position)}::xid8,
+            global_position = ${pos(commitOptions.position)}::bigint, updated_at = now()
+        WHERE subscription_id = ${commitOptions.subscriptionId} AND owner = ${commitOptions.owner}
+          AND transaction_id = ${xid(commitOptions.expected)}::xid8
+          AND global_position = ${pos(commitOptions.expected)}::bigint
+        RETURNING 1 AS ok`.pipe(
+        Effect.mapError(storeError("checkpoint.commit")),
+        Effect.flatMap((rows) =>
+          rows.length === 1 ? Effect.void : Effect.fail(
+            new CheckpointStore.CheckpointConflict({
+              subscriptionId: commitOptions.subscriptionId,
+              owner: commitOptions.owner,
+              expected: commitOptions.expected
+            })
+          )
+        )
+      )
+
+    const reset = (subscriptionId: string, position: Position.Position) =>
+      sql`INSERT INTO ${checkpoints} (subscription_id, transaction_id, global_position, status)
+        VALUES (${subscriptionId}, ${xid(position)}::xid8, ${pos(position)}::bigint, 'active')
+        ON CONFLICT (subscription_id) DO UPDATE
+          SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position,
+              status = 'active', updated_at = now()`.pipe(
+        Effect.mapError(storeError("checkpoint.reset")),
+        Effect.asVoid
+      )
+
+    const park = (letter: Omit<CheckpointStore.DeadLetter, "parkedAt">) =>
+      sql`INSERT INTO ${deadLetters} (subscription_id, event_id, transaction_id, global_position, stream_type,
+          stream_id, event_type, error, attempts)
+        VALUES (${letter.subscriptionId}, ${letter.eventId}::uuid, ${xid(letter.position)}::xid8, ${
+        pos(letter.position)
+      }::bigint,
+          ${letter.streamType}, ${letter.streamId}, ${letter.eventType}, ${letter.error}, ${letter.attempts})
+        ON CONFLICT (subscription_id, event_id) DO NOTHING`.pipe(
+        Effect.mapError(storeError("checkpoint.park")),
+        Effect.asVoid
+      )
+
+    const listDeadLetters = (subscriptionId: string) =>
+      sql`SELECT subscription_id, event_id::text AS event_id, transaction_id, global_position, stream_type, stream_id,
+          event_type, error, attempts, parked_at
+        FROM ${deadLetters} WHERE subscription_id = ${subscriptionId}
+        ORDER BY transaction_id, global_position`.pipe(
+        Effect.mapError(storeError("checkpoint.deadLetters")),
+        Effect.flatMap(decodeRows(DeadLetterRow, "checkpoint.deadLetters")),
+        Effect.map((rows) =>
+          rows.map((row): CheckpointStore.DeadLetter => ({
+            subscriptionId: row.subscription_id,
+            eventId: row.event_id,
+            position: Position.make(row.transaction_id, row.global_position),
+            streamType: row.stream_type,
+            streamId: row.stream_id,
+            eventType: row.event_type,
+            error: row.error,
+            attempts: row.attempts,
+            parkedAt: row.parked_at
+          }))
+        )
+      )
+
+    const store: CheckpointStore.CheckpointStore["Type"] = {
+      get: (id) => get(id).pipe(Effect.withSpan("PgCheckpointStore.get")),
+      claim: (o) => claim(o).pipe(Effect.withSpan("PgCheckpointStore.claim")),
+      release: (id, owner, status) => release(id, owner, status).pipe(Effect.withSpan("PgCheckpointStore.release")),
+      commit: (o) => commit(o).pipe(Effect.withSpan("PgCheckpointStore.commit")),
+      reset: (id, position) => reset(id, position).pipe(Effect.withSpan("PgCheckpointStore.reset")),
+      park: (letter) => park(letter).pipe(Effect.withSpan("PgCheckpointStore.park")),
+      deadLetters: (id) => listDeadLetters(id).pipe(Effect.withSpan("PgCheckpointStore.deadLetters"))
+    }
+    return store
+  })
+
+/**
+ * The store as a Layer over the `SqlClient` in context.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options?: Options
+): Layer.Layer<CheckpointStore.CheckpointStore, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Layer.effect(CheckpointStore.CheckpointStore, make(options))
+
+/**
+ * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold").
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  config: Config.Config<Options> = Config.all({
+    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA))
+  })
+): Layer.Layer<
+  CheckpointStore.CheckpointStore,
+  Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
+  SqlClient.SqlClient
+> => Layer.unwrapEffect(Effect.map(config, layer))

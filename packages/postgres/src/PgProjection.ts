@@ -1,0 +1,81 @@
+/**
+ * Projections into PostgreSQL read models: a `Subscription` whose handler's writes and checkpoint advance commit in
+ * one transaction (`sql.withTransaction`), so each event is applied exactly once, also across crashes, restarts
+ * and takeovers. The handler must write through the same database's `SqlClient` (it joins the transaction); the
+ * checkpoint's compare-and-set makes a stale owner's transaction roll back.
+ *
+ * A page is applied in one transaction; when the handler fails on one of its events, the page is rolled back and
+ * replayed one event per transaction under the error policy. The page is read before the transaction starts: a
+ * transaction that has written holds back the feed horizon, so it must never read the feed.
+ *
+ * For targets outside this database (HTTP, a broker, another store), use `Subscription.make` directly: the same
+ * API with at-least-once delivery, so the handler must be idempotent.
+ *
+ * @since 0.1.0
+ */
+import * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlError from "@effect/sql/SqlError"
+import type * as CheckpointStore from "@eventfold/core/CheckpointStore"
+import * as Errors from "@eventfold/core/Errors"
+import type * as EventStore from "@eventfold/core/EventStore"
+import type * as FeedNotifier from "@eventfold/core/FeedNotifier"
+import * as Subscription from "@eventfold/core/Subscription"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+
+/**
+ * A subscription's options without `transaction`, which the projection supplies.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options<E, R> extends Omit<Subscription.Options<E, R>, "transaction"> {}
+
+const storeError = (cause: SqlError.SqlError) =>
+  new Errors.StoreError({ operation: "projection.transaction", reason: cause.message, cause })
+
+/**
+ * `sql.withTransaction` with its failures typed: @effect/sql turns a failed COMMIT into a defect, which here is a
+ * database failure like any other (the subscription claims again and resumes from the stored checkpoint).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const transaction = (sql: SqlClient.SqlClient): Subscription.Transaction => (effect) =>
+  sql.withTransaction(effect).pipe(
+    Effect.catchIf(
+      (e): e is SqlError.SqlError => e instanceof SqlError.SqlError,
+      (e) => Effect.fail(storeError(e))
+    ),
+    Effect.catchAllDefect((defect) =>
+      defect instanceof SqlError.SqlError ? Effect.fail(storeError(defect)) : Effect.failCause(Cause.die(defect))
+    )
+  )
+
+/**
+ * Builds a transactional projection from the services in context (see `Subscription.make`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <E, R>(
+  options: Options<E, R>
+): Effect.Effect<
+  Subscription.Subscription<E>,
+  never,
+  EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | SqlClient.SqlClient | R
+> => Effect.flatMap(SqlClient.SqlClient, (sql) => Subscription.make({ ...options, transaction: transaction(sql) }))
+
+/**
+ * Builds and runs a transactional projection: `PgProjection.run(options).pipe(Effect.forkScoped)`.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export const run = <E, R>(
+  options: Options<E, R>
+): Effect.Effect<
+  never,
+  Subscription.SubscriptionStopped | Errors.InvalidInput,
+  EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | SqlClient.SqlClient | R
+> => Effect.flatMap(make(options), (projection) => projection.run)
