@@ -29,26 +29,35 @@ const readUntil = (
       )
   )
 
+/** Appends in a transaction that stays open until `end(commit)` is called; returns once the append is done. */
+const appendInOpenTransaction = (streamType: string, streamId: string, type: string) =>
+  Effect.gen(function*() {
+    const store = yield* EventStore.EventStore
+    const sql = yield* SqlClient.SqlClient
+    const appended = yield* Deferred.make<void>()
+    const decision = yield* Deferred.make<boolean>()
+    const fiber = yield* sql.withTransaction(
+      Effect.gen(function*() {
+        yield* store.append({ streamType, streamId, events: [event(type)] })
+        yield* Deferred.succeed(appended, undefined)
+        if (!(yield* Deferred.await(decision))) return yield* Effect.fail("rolled back" as const)
+      })
+    ).pipe(Effect.fork)
+    yield* Deferred.await(appended)
+    /** Commits (true) or rolls back (false) the transaction and waits for it to end. */
+    const end = (commit: boolean) => Effect.zipRight(Deferred.succeed(decision, commit), Fiber.await(fiber))
+    return { end }
+  })
+
 layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 seconds" })(
   `global feed ordering (${PgTest.serverLabel()})`,
   (it) => {
     it.effect("an open transaction holds back later commits until it ends, then A is delivered before B", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
-        const sql = yield* SqlClient.SqlClient
         const streamType = unique("Held")
-        const aAppended = yield* Deferred.make<void>()
-        const releaseA = yield* Deferred.make<void>()
-
         // Transaction A: append, then stay open until told to commit.
-        const txA = yield* sql.withTransaction(
-          Effect.gen(function*() {
-            yield* store.append({ streamType, streamId: "a", events: [event("A")] })
-            yield* Deferred.succeed(aAppended, undefined)
-            yield* Deferred.await(releaseA)
-          })
-        ).pipe(Effect.fork)
-        yield* Deferred.await(aAppended)
+        const txA = yield* appendInOpenTransaction(streamType, "a", "A")
 
         // B commits while A is open; it has the larger global position and must not be visible yet.
         const b = yield* store.append({ streamType, streamId: "b", events: [event("B")] })
@@ -59,8 +68,7 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
         const whileOpenAgain = yield* store.readAll({ streamTypes: [streamType] })
         assert.deepStrictEqual(whileOpenAgain, [])
 
-        yield* Deferred.succeed(releaseA, undefined)
-        yield* Fiber.join(txA)
+        assert.strictEqual((yield* txA.end(true))._tag, "Success")
         const feed = yield* readUntil(streamType, (events) => events.length >= 2)
         assert.deepStrictEqual(feed.map((e) => e.type), ["A", "B"])
         // A was assigned its position first, but the order that matters is the feed order, which puts A's transaction first.
@@ -70,26 +78,15 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
     it.effect("a checkpoint taken before A committed still delivers A afterwards (no skip by position)", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
-        const sql = yield* SqlClient.SqlClient
         const streamType = unique("Checkpoint")
         yield* store.append({ streamType, streamId: "first", events: [event("First")] })
         const [first] = yield* readUntil(streamType, (events) => events.length >= 1)
         const checkpoint = RecordedEvent.position(first!)
 
-        const aAppended = yield* Deferred.make<void>()
-        const releaseA = yield* Deferred.make<void>()
-        const txA = yield* sql.withTransaction(
-          Effect.gen(function*() {
-            yield* store.append({ streamType, streamId: "a", events: [event("A")] })
-            yield* Deferred.succeed(aAppended, undefined)
-            yield* Deferred.await(releaseA)
-          })
-        ).pipe(Effect.fork)
-        yield* Deferred.await(aAppended)
+        const txA = yield* appendInOpenTransaction(streamType, "a", "A")
         yield* store.append({ streamType, streamId: "b", events: [event("B")] })
         assert.deepStrictEqual(yield* store.readAll({ streamTypes: [streamType], after: checkpoint }), [])
-        yield* Deferred.succeed(releaseA, undefined)
-        yield* Fiber.join(txA)
+        assert.strictEqual((yield* txA.end(true))._tag, "Success")
         const rest = yield* readUntil(streamType, (events) => events.length >= 2, checkpoint)
         assert.deepStrictEqual(rest.map((e) => e.type), ["A", "B"])
       }))
@@ -97,24 +94,11 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
     it.effect("a rolled-back append neither stalls nor skips the feed", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
-        const sql = yield* SqlClient.SqlClient
         const streamType = unique("Rollback")
         yield* store.append({ streamType, streamId: "s", events: [event("Before")] })
-        const appended = yield* Deferred.make<void>()
-        const abort = yield* Deferred.make<void>()
-        const doomed = yield* sql.withTransaction(
-          Effect.gen(function*() {
-            yield* store.append({ streamType, streamId: "s", events: [event("RolledBack")] })
-            yield* Deferred.succeed(appended, undefined)
-            yield* Deferred.await(abort)
-            return yield* Effect.fail("abort" as const)
-          })
-        ).pipe(Effect.fork)
-        yield* Deferred.await(appended)
+        const doomed = yield* appendInOpenTransaction(streamType, "s", "RolledBack")
         yield* store.append({ streamType, streamId: "other", events: [event("During")] })
-        yield* Deferred.succeed(abort, undefined)
-        const exit = yield* Fiber.await(doomed)
-        assert.strictEqual(exit._tag, "Failure")
+        assert.strictEqual((yield* doomed.end(false))._tag, "Failure")
         yield* store.append({ streamType, streamId: "s", events: [event("After")] })
         const feed = yield* readUntil(streamType, (events) => events.length >= 3)
         assert.deepStrictEqual(feed.map((e) => e.type), ["Before", "During", "After"])
