@@ -34,3 +34,9 @@ export * as CheckpointStore from "./CheckpointStore.js"
 export * as FeedNotifier from "./FeedNotifier.js"
 /** @since 0.1.0 */
 export * as Subscription from "./Subscription.js"
+/** @since 0.1.0 */
+export * as Outbox from "./Outbox.js"
+/** @since 0.1.0 */
+export * as OutboxPublisher from "./OutboxPublisher.js"
+/** @since 0.1.0 */
+export * as OutboxRelay from "./OutboxRelay.js"

@@ -15,3 +15,5 @@ export * as SnapshotStoreContract from "./SnapshotStoreContract.js"
 export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
 /** @since 0.1.0 */
 export * as SubscriptionContract from "./SubscriptionContract.js"
+/** @since 0.1.0 */
+export * as OutboxContract from "./OutboxContract.js"

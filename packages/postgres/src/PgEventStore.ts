@@ -10,6 +10,7 @@ import * as Errors from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as prepare from "@eventfold/core/EventValidation"
 import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
+import * as Outbox from "@eventfold/core/Outbox"
 import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Config from "effect/Config"
@@ -41,7 +42,7 @@ export interface Options {
   readonly notify?: boolean | undefined
   /** The least time between two post-commit hints; defaults to 5 ms. */
   readonly notifyInterval?: Duration.DurationInput | undefined
-  /** Write an outbox row per event in the append transaction; set by the outbox Layer. */
+  /** Write an outbox row per event in the append transaction; defaults to whether an `Outbox` is in context. */
   readonly outbox?: boolean | undefined
 }
 
@@ -187,7 +188,8 @@ export const make = (
         Effect.forkScoped
       )
     }
-    const outbox = options?.outbox ?? false
+    // An Outbox Layer in context turns the outbox writes on.
+    const outbox = options?.outbox ?? Option.isSome(yield* Effect.serviceOption(Outbox.Outbox))
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
     const appendFn = sql(`${schema}.append_events`)

@@ -22,3 +22,5 @@ export * as PgCheckpointStore from "./PgCheckpointStore.js"
 export * as PgFeedNotifier from "./PgFeedNotifier.js"
 /** @since 0.1.0 */
 export * as PgProjection from "./PgProjection.js"
+/** @since 0.1.0 */
+export * as PgOutbox from "./PgOutbox.js"

@@ -1,0 +1,144 @@
+/**
+ * The transactional outbox: when an `Outbox` Layer is provided to the event store, every append also writes one
+ * outbox row per event in the same transaction. Relays claim rows under a lease, publish them and mark them.
+ *
+ * Per-stream order: a relay only claims a stream through its head (its earliest unpublished row), plus the pending
+ * rows right behind it. A `failed` row (dead letter) therefore blocks its stream's later rows until `retryFailed`
+ * puts it back; other streams go on.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import type * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type * as Option from "effect/Option"
+import type * as Stream from "effect/Stream"
+import type * as Errors from "./Errors.js"
+import * as internal from "./internal/memoryOutbox.js"
+import type * as OutboxPublisher from "./OutboxPublisher.js"
+
+/**
+ * The life of an outbox row: `pending` until published, `failed` once its retries are exhausted.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Status = "pending" | "published" | "failed"
+
+/**
+ * A claimed row: the message to publish plus the row id the relay reports back with.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry extends OutboxPublisher.OutboxMessage {
+  readonly id: bigint
+}
+
+/**
+ * A row as stored, for inspection (dead letters, tests).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Row extends Entry {
+  readonly status: Status
+  readonly retryCount: number
+  readonly lastError: string | null
+  readonly nextAttemptAt: Date
+  readonly claimedBy: string | null
+  readonly claimedUntil: Date | null
+  readonly createdAt: Date
+  readonly publishedAt: Date | null
+}
+
+/**
+ * What a relay asks for when it claims rows.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClaimOptions {
+  /** Identifies the claiming relay; only it may mark the rows while its lease lasts. */
+  readonly relayId: string
+  /** The most rows to claim. */
+  readonly limit: number
+  /** How long the claim lasts; another relay takes the rows over after it expires. */
+  readonly lease: Duration.DurationInput
+}
+
+/**
+ * The outbox's backlog: pending and failed rows, and how long the oldest pending row has waited.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly pending: number
+  readonly failed: number
+  readonly oldestPendingAge: Option.Option<Duration.Duration>
+}
+
+/**
+ * The outbox service the relay works on.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
+  /**
+   * Claims rows that are due, in per-stream order: for each stream, a contiguous run starting at its earliest
+   * unpublished row. Returned in global position order.
+   */
+  readonly claim: (options: ClaimOptions) => Effect.Effect<ReadonlyArray<Entry>, Errors.StoreError>
+  /** Marks rows this relay still holds (no other relay took them over) as published; returns how many. */
+  readonly markPublished: (relayId: string, ids: ReadonlyArray<bigint>) => Effect.Effect<number, Errors.StoreError>
+  /**
+   * Records a failed attempt on a held row and releases it: retried after `retryIn`, or `failed` (dead letter) when
+   * `retryIn` is `None`. Returns false when the relay no longer held the row.
+   */
+  readonly recordFailure: (
+    relayId: string,
+    id: bigint,
+    error: string,
+    retryIn: Option.Option<Duration.Duration>
+  ) => Effect.Effect<boolean, Errors.StoreError>
+  /** Extends the lease on rows this relay still holds, so a long batch keeps its claim; returns how many. */
+  readonly renew: (
+    relayId: string,
+    ids: ReadonlyArray<bigint>,
+    lease: Duration.DurationInput
+  ) => Effect.Effect<number, Errors.StoreError>
+  /** Gives held rows back without counting an attempt (their earlier row failed, so they must wait). */
+  readonly release: (relayId: string, ids: ReadonlyArray<bigint>) => Effect.Effect<void, Errors.StoreError>
+  /** Puts failed rows back to pending with a fresh retry count, optionally for one stream only; returns the count. */
+  readonly retryFailed: (
+    stream?: { readonly streamType: string; readonly streamId?: string | undefined }
+  ) => Effect.Effect<number, Errors.StoreError>
+  /** Deletes published rows older than the retention; returns the count. */
+  readonly cleanup: (retention: Duration.DurationInput) => Effect.Effect<number, Errors.StoreError>
+  /** The current backlog. */
+  readonly stats: Effect.Effect<Stats, Errors.StoreError>
+  /** The row of an event, if the outbox holds one. */
+  readonly get: (eventId: string) => Effect.Effect<Option.Option<Row>, Errors.StoreError>
+  /** Wake-up hints that new rows may be pending. Only a hint: it may end or lag, so relays poll as well. */
+  readonly wakeups: Stream.Stream<void>
+}>() {}
+
+/**
+ * An in-memory outbox. Provide it to `EventStore.layerMemory` and each append writes its rows, atomically.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeMemory: Effect.Effect<Outbox["Type"]> = internal.make
+
+/**
+ * The in-memory outbox as a Layer; give it to `EventStore.layerMemory`:
+ * `EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory))`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerMemory: Layer.Layer<Outbox> = Layer.effect(Outbox, makeMemory)

@@ -1,0 +1,260 @@
+/** @internal The in-memory Outbox. Every operation runs synchronously, so each one is atomic. */
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
+import * as Stream from "effect/Stream"
+import type * as Outbox from "../Outbox.js"
+import type * as RecordedEvent from "../RecordedEvent.js"
+
+interface MutableRow {
+  readonly entry: Outbox.Entry
+  status: Outbox.Status
+  retryCount: number
+  lastError: string | null
+  nextAttemptAt: number
+  claimedBy: string | null
+  claimedUntil: number | null
+  readonly createdAt: number
+  publishedAt: number | null
+}
+
+/** The memory event store finds the writer of a memory outbox here, so the public service needs no write method. */
+const writers = new WeakMap<Outbox.Outbox["Type"], (events: ReadonlyArray<RecordedEvent.RecordedEvent>) => void>()
+
+/** @internal */
+export const writerOf = (
+  outbox: Outbox.Outbox["Type"]
+): Option.Option<(events: ReadonlyArray<RecordedEvent.RecordedEvent>) => void> =>
+  Option.fromNullable(writers.get(outbox))
+
+const streamKey = (e: { readonly streamType: string; readonly streamId: string }) =>
+  `${e.streamType.length}:${e.streamType}/${e.streamId}`
+
+const toRow = (r: MutableRow): Outbox.Row => ({
+  ...r.entry,
+  attempts: r.retryCount,
+  status: r.status,
+  retryCount: r.retryCount,
+  lastError: r.lastError,
+  nextAttemptAt: new Date(r.nextAttemptAt),
+  claimedBy: r.claimedBy,
+  claimedUntil: r.claimedUntil === null ? null : new Date(r.claimedUntil),
+  createdAt: new Date(r.createdAt),
+  publishedAt: r.publishedAt === null ? null : new Date(r.publishedAt)
+})
+
+/** @internal */
+export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
+  // Ordered by global position, like the table's rows.
+  let rows: Array<MutableRow> = []
+  let nextId = 0n
+  const listeners = new Set<Queue.Queue<void>>()
+
+  const write = (events: ReadonlyArray<RecordedEvent.RecordedEvent>) => {
+    const now = Date.now()
+    for (const e of events) {
+      nextId += 1n
+      rows.push({
+        entry: {
+          id: nextId,
+          eventId: e.eventId,
+          streamType: e.streamType,
+          streamId: e.streamId,
+          version: e.version,
+          globalPosition: e.globalPosition,
+          type: e.type,
+          schemaVersion: e.schemaVersion,
+          payload: e.payload,
+          metadata: e.metadata,
+          attempts: 0
+        },
+        status: "pending",
+        retryCount: 0,
+        lastError: null,
+        // Due at once, whatever the Clock says (a TestClock starts at 0).
+        nextAttemptAt: 0,
+        claimedBy: null,
+        claimedUntil: null,
+        createdAt: now,
+        publishedAt: null
+      })
+    }
+    for (const queue of listeners) queue.unsafeOffer(undefined)
+  }
+
+  const free = (r: MutableRow, now: number, relayId?: string) =>
+    r.claimedUntil === null || r.claimedUntil < now || (relayId !== undefined && r.claimedBy === relayId)
+
+  // A relay keeps its rows until another relay takes them over, even past its lease.
+  const held = (relayId: string) => (r: MutableRow) => r.status === "pending" && r.claimedBy === relayId
+
+  const claim = (options: Outbox.ClaimOptions) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const byStream = new Map<string, Array<MutableRow>>()
+      for (const r of rows) {
+        if (r.status === "published") continue
+        const k = streamKey(r.entry)
+        const list = byStream.get(k)
+        if (list) list.push(r)
+        else byStream.set(k, [r])
+      }
+      // Streams whose head is due and unclaimed, oldest head first; then the contiguous pending run behind it.
+      const runs: Array<Array<MutableRow>> = []
+      for (const list of byStream.values()) {
+        const head = list[0]!
+        if (head.status !== "pending" || head.nextAttemptAt > now || !free(head, now)) continue
+        const run = [head]
+        for (let i = 1; i < list.length; i++) {
+          const r = list[i]!
+          if (r.status !== "pending" || !free(r, now, options.relayId)) break
+          run.push(r)
+        }
+        runs.push(run)
+      }
+      runs.sort((a, b) => (a[0]!.entry.globalPosition < b[0]!.entry.globalPosition ? -1 : 1))
+      const picked: Array<MutableRow> = []
+      // Round-robin over the runs so a cut keeps each stream's claim a prefix.
+      for (let depth = 0; picked.length < options.limit; depth++) {
+        let any = false
+        for (const run of runs.slice(0, options.limit)) {
+          const r = run[depth]
+          if (r && picked.length < options.limit) {
+            picked.push(r)
+            any = true
+          }
+        }
+        if (!any) break
+      }
+      const until = now + Duration.toMillis(Duration.decode(options.lease))
+      for (const r of picked) {
+        r.claimedBy = options.relayId
+        r.claimedUntil = until
+      }
+      return picked
+        .sort((a, b) => (a.entry.globalPosition < b.entry.globalPosition ? -1 : 1))
+        .map((r) => ({ ...r.entry, attempts: r.retryCount }))
+    })
+
+  const markPublished = (relayId: string, ids: ReadonlyArray<bigint>) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const wanted = new Set(ids)
+      let count = 0
+      for (const r of rows) {
+        if (wanted.has(r.entry.id) && held(relayId)(r)) {
+          r.status = "published"
+          r.publishedAt = now
+          r.claimedBy = null
+          r.claimedUntil = null
+          count++
+        }
+      }
+      return count
+    })
+
+  const recordFailure = (relayId: string, id: bigint, error: string, retryIn: Option.Option<Duration.Duration>) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const r = rows.find((row) => row.entry.id === id)
+      if (!r || !held(relayId)(r)) return false
+      r.retryCount += 1
+      r.lastError = error
+      r.claimedBy = null
+      r.claimedUntil = null
+      if (Option.isSome(retryIn)) r.nextAttemptAt = now + Duration.toMillis(retryIn.value)
+      else r.status = "failed"
+      return true
+    })
+
+  const renew = (relayId: string, ids: ReadonlyArray<bigint>, lease: Duration.DurationInput) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const wanted = new Set(ids)
+      let count = 0
+      for (const r of rows) {
+        if (wanted.has(r.entry.id) && held(relayId)(r)) {
+          r.claimedUntil = now + Duration.toMillis(Duration.decode(lease))
+          count++
+        }
+      }
+      return count
+    })
+
+  const release = (relayId: string, ids: ReadonlyArray<bigint>) =>
+    Effect.sync(() => {
+      const wanted = new Set(ids)
+      for (const r of rows) {
+        if (wanted.has(r.entry.id) && held(relayId)(r)) {
+          r.claimedBy = null
+          r.claimedUntil = null
+        }
+      }
+    })
+
+  const retryFailed = (stream?: { readonly streamType: string; readonly streamId?: string | undefined }) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      let count = 0
+      for (const r of rows) {
+        if (
+          r.status === "failed" && (stream === undefined || (r.entry.streamType === stream.streamType &&
+            (stream.streamId === undefined || r.entry.streamId === stream.streamId)))
+        ) {
+          r.status = "pending"
+          r.retryCount = 0
+          r.nextAttemptAt = now
+          count++
+        }
+      }
+      if (count > 0) { for (const queue of listeners) queue.unsafeOffer(undefined) }
+      return count
+    })
+
+  const cleanup = (retention: Duration.DurationInput) =>
+    Effect.map(Clock.currentTimeMillis, (now) => {
+      const cutoff = now - Duration.toMillis(Duration.decode(retention))
+      const before = rows.length
+      rows = rows.filter((r) => !(r.status === "published" && r.publishedAt !== null && r.publishedAt < cutoff))
+      return before - rows.length
+    })
+
+  const stats = Effect.map(Clock.currentTimeMillis, (now): Outbox.Stats => {
+    let pending = 0
+    let failed = 0
+    let oldest: number | undefined
+    for (const r of rows) {
+      if (r.status === "pending") {
+        pending++
+        if (oldest === undefined || r.createdAt < oldest) oldest = r.createdAt
+      } else if (r.status === "failed") failed++
+    }
+    return {
+      pending,
+      failed,
+      oldestPendingAge: oldest === undefined ? Option.none() : Option.some(Duration.millis(Math.max(0, now - oldest)))
+    }
+  })
+
+  const wakeups: Stream.Stream<void> = Stream.unwrapScoped(
+    Effect.gen(function*() {
+      const queue = yield* Queue.sliding<void>(1)
+      listeners.add(queue)
+      yield* Effect.addFinalizer(() => Effect.sync(() => listeners.delete(queue)))
+      return Stream.fromQueue(queue)
+    })
+  )
+
+  const service: Outbox.Outbox["Type"] = {
+    claim,
+    markPublished,
+    recordFailure,
+    renew,
+    release,
+    retryFailed,
+    cleanup,
+    stats,
+    get: (eventId) =>
+      Effect.sync(() => Option.map(Option.fromNullable(rows.find((r) => r.entry.eventId === eventId)), toRow)),
+    wakeups
+  }
+  writers.set(service, write)
+  return service
+})
