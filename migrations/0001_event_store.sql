@@ -163,7 +163,15 @@ BEGIN
   SELECT max(inserted.global_position) INTO v_last FROM inserted;
 
   IF p_outbox THEN
-    RAISE EXCEPTION 'append_events: the outbox table is not installed' USING ERRCODE = '55000';
+    -- One outbox row per inserted event, in this transaction: a rolled-back append leaves none. The outbox table
+    -- comes from 0003_outbox.sql; PL/pgSQL resolves it only when this branch runs.
+    INSERT INTO outbox (event_id, global_position, transaction_id, stream_type, stream_id, version, event_type,
+                        schema_version, payload, metadata)
+    SELECT e.event_id, e.global_position, e.transaction_id, e.stream_type, e.stream_id, e.version, e.event_type,
+           e.schema_version, e.payload, e.metadata
+      FROM events e
+     WHERE e.stream_type = p_stream_type AND e.stream_id = p_stream_id AND e.version > v_version - v_count
+     ORDER BY e.version;
   END IF;
 
   IF p_notify THEN
