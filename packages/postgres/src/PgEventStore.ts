@@ -13,9 +13,10 @@ import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
+import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
@@ -35,9 +36,9 @@ export interface Options {
   readonly schema?: string | undefined
   /**
    * Send a `pg_notify` wake-up hint for appends; defaults to true. An append inside the caller's transaction notifies
-   * in that transaction (delivered at its commit); a standalone append is already committed when it returns, so its
-   * hint is sent afterwards, coalesced to one per `notifyInterval`. A NOTIFY inside every append transaction would
-   * take PostgreSQL's global notify lock at each commit and serialise concurrent writers.
+   * in that transaction (delivered at its commit). Standalone appends are coalesced to one hint per `notifyInterval`:
+   * the first of an interval carries it, and appends left unannounced get one at most two intervals later. A NOTIFY in every
+   * append transaction would take PostgreSQL's global notify lock at each commit and serialise concurrent writers.
    */
   readonly notify?: boolean | undefined
   /** The least time between two post-commit hints; defaults to 5 ms. */
@@ -176,14 +177,24 @@ export const make = (
     // Name transforms would rewrite keys inside payloads; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const notify = options?.notify ?? true
-    // At most one pending hint: a sliding queue of one coalesces a burst of appends into one NOTIFY.
-    const wake = yield* Queue.sliding<void>(1)
+    // Hints for standalone appends, at most one per interval. Leading edge: the first append of an interval carries
+    // the NOTIFY in its own transaction (no extra round trip or commit). Trailing edge: if later appends of that
+    // interval went unannounced and no append announces them in the next one, a `SELECT pg_notify` follows.
+    const intervalMs = Duration.toMillis(Duration.decode(options?.notifyInterval ?? "5 millis"))
+    let lastHintAt = Number.NEGATIVE_INFINITY
+    const unannounced = yield* Queue.sliding<number>(1)
     if (notify) {
       const channel = internal.eventsChannel(schema)
-      yield* Queue.take(wake).pipe(
-        Effect.zipRight(sql`SELECT pg_notify(${channel}, '1')`),
+      yield* Queue.take(unannounced).pipe(
+        // Two intervals: under steady load the next leading-edge append announces them first, sparing a commit.
+        Effect.tap(() => Effect.sleep(2 * intervalMs)),
+        Effect.flatMap((since) =>
+          lastHintAt > since ? Effect.void : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+            lastHintAt = now
+            return sql`SELECT pg_notify(${channel}, '1')`
+          })
+        ),
         Effect.catchAllCause((cause) => Effect.logDebug("eventfold: NOTIFY hint failed; readers still poll", cause)),
-        Effect.zipRight(Effect.sleep(options?.notifyInterval ?? "5 millis")),
         Effect.forever,
         Effect.forkScoped
       )
@@ -240,56 +251,60 @@ export const make = (
 
     const append = (appendOptions: EventStore.AppendOptions) =>
       Effect.flatMap(prepare.prepareAppend(appendOptions), (req) =>
-        Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
-          const expected = req.expectedVersion
-          const inTransaction = Option.isSome(transaction)
-          return sql`SELECT * FROM ${appendFn}(
+        Effect.flatMap(
+          Effect.all([Effect.serviceOption(SqlClient.TransactionConnection), Clock.currentTimeMillis]),
+          ([transaction, now]) => {
+            const expected = req.expectedVersion
+            const inTransaction = Option.isSome(transaction)
+            // In a caller's transaction the hint rides on its commit; standalone, on the first append of an interval.
+            const carriesHint = notify && (inTransaction || now - lastHintAt >= intervalMs)
+            if (carriesHint && !inTransaction) lastHintAt = now
+            return sql`SELECT * FROM ${appendFn}(
           ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
           ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
-          ${
-            req.events.map((e) => e.eventId)
-          }::uuid[],
+          ${req.events.map((e) => e.eventId)}::uuid[],
           ${req.events.map((e) => e.type)}::text[],
           ${req.events.map((e) => e.schemaVersion)}::integer[],
           ${req.events.map((e) => e.payloadJson)}::jsonb[],
           ${req.events.map((e) => e.metadataJson)}::jsonb[],
-          ${notify && inTransaction}, ${outbox})`.pipe(
-            Effect.catchTag("SqlError", mapAppendFailure(req)),
-            Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
-            Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
-              const row = rows[0]
-              if (!row) {
-                return Effect.fail(
-                  new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
-                )
-              }
-              const ref = { streamType: req.streamType, streamId: req.streamId }
-              switch (row.status) {
-                case "conflict":
+          ${carriesHint}, ${outbox})`.pipe(
+              Effect.catchTag("SqlError", mapAppendFailure(req)),
+              Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
+              Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+                const row = rows[0]
+                if (!row) {
                   return Effect.fail(
-                    new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                    new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
                   )
-                case "duplicate":
-                  return Effect.fail(
-                    new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
-                  )
-                default:
-                  if (notify && !inTransaction && row.status === "ok") wake.unsafeOffer(undefined)
-                  return Effect.succeed({
-                    ...ref,
-                    version: row.stream_version ?? 0,
-                    eventIds: req.events.map((e) => e.eventId),
-                    position: Position.make(row.transaction_id ?? 0n, row.global_position ?? 0n),
-                    idempotent: row.status === "idempotent"
-                  })
-              }
-            }),
-            Effect.withSpan("PgEventStore.append", {
-              attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length },
-              captureStackTrace: false
-            })
-          )
-        }))
+                }
+                const ref = { streamType: req.streamType, streamId: req.streamId }
+                switch (row.status) {
+                  case "conflict":
+                    return Effect.fail(
+                      new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                    )
+                  case "duplicate":
+                    return Effect.fail(
+                      new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
+                    )
+                  default:
+                    if (notify && !carriesHint && row.status === "ok") unannounced.unsafeOffer(now)
+                    return Effect.succeed({
+                      ...ref,
+                      version: row.stream_version ?? 0,
+                      eventIds: req.events.map((e) => e.eventId),
+                      position: Position.make(row.transaction_id ?? 0n, row.global_position ?? 0n),
+                      idempotent: row.status === "idempotent"
+                    })
+                }
+              }),
+              Effect.withSpan("PgEventStore.append", {
+                attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length },
+                captureStackTrace: false
+              })
+            )
+          }
+        ))
 
     const columns = sql.literal(
       "global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, schema_version, " +
