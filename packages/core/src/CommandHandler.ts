@@ -118,7 +118,8 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
  * is in context, loads start from the latest usable snapshot, and an append that crosses a multiple of
  * `snapshot.every` writes one (inline before `handle` returns, or forked in "background" mode). A failed snapshot
  * write is logged and counted in `SnapshotStore.writeFailures`, never failing the command: events are the truth.
- * A background write is a daemon fiber, so do not use "background" mode inside a transaction you commit yourself.
+ * A background write is a daemon fiber; inside a caller's database transaction it is written inline instead, so it
+ * commits or rolls back with the events it covers.
  *
  * @since 0.1.0
  * @category constructors
@@ -193,7 +194,12 @@ export const make = <
           attributes: { streamType, streamId: id, version: result.version, mode: snapshots.mode }
         })
       )
-      return snapshots.mode === "background" ? Effect.asVoid(Effect.forkDaemon(write)) : write
+      if (snapshots.mode !== "background") return write
+      // A fork would outlive the caller's transaction on its connection: inside one, write inline with it instead.
+      return Effect.flatMap(
+        snapshots.store.inTransaction ?? Effect.succeed(false),
+        (inTransaction) => inTransaction ? write : Effect.asVoid(Effect.forkDaemon(write))
+      )
     }
 
     const attempt = (

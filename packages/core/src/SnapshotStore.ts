@@ -70,6 +70,11 @@ export class SnapshotStore extends Context.Tag("@eventfold/core/SnapshotStore")<
   readonly save: (snapshot: SaveOptions) => Effect.Effect<boolean, Errors.InvalidInput | Errors.StoreError>
   /** Removes a stream's snapshot; removing a missing one succeeds. */
   readonly delete: (stream: EventStore.StreamRef) => Effect.Effect<void, Errors.InvalidInput | Errors.StoreError>
+  /**
+   * Whether the calling fiber is inside a transaction of this store's database. A "background" snapshot is then
+   * written inline instead, so it commits or rolls back with the events it covers. Absent: never.
+   */
+  readonly inTransaction?: Effect.Effect<boolean> | undefined
 }>() {}
 
 /**

@@ -129,7 +129,8 @@ export const make = (
           .pipe(Effect.asVoid, Effect.mapError(storeError("snapshot.delete")))
       ).pipe(Effect.withSpan("PgSnapshotStore.delete"))
 
-    return SnapshotStore.SnapshotStore.of({ load, save, delete: del })
+    const inTransaction = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), Option.isSome)
+    return SnapshotStore.SnapshotStore.of({ load, save, delete: del, inTransaction })
   })
 
 /**

@@ -253,6 +253,30 @@ layer(StoresLive, { excludeTestServices: true, timeout: "120 seconds" })(
         assert.strictEqual(Option.getOrThrow(yield* loadSnapshot(aggregate.name, "r-1")).version, 1)
       }))
 
+    it.effect("a background snapshot inside a caller's transaction is written with it, and rolls back with it", () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const aggregate = ledger({ every: 1, schemaVersion: 1, mode: "background" })
+        const handler = yield* CommandHandler.make(aggregate)
+        yield* handler.handle("bg-1", post(1))
+        // Outside a transaction the write is forked: wait for it.
+        yield* Effect.flatMap(
+          loadSnapshot(aggregate.name, "bg-1"),
+          (o) => Option.isSome(o) ? Effect.void : Effect.fail("not yet")
+        ).pipe(
+          Effect.retry(Schedule.spaced("10 millis").pipe(Schedule.intersect(Schedule.recurs(500))))
+        )
+        const aborted = yield* Effect.flip(sql.withTransaction(
+          Effect.zipRight(handler.handle("bg-1", post(2, 3)), Effect.fail("the caller changed its mind" as const))
+        ))
+        assert.strictEqual(aborted, "the caller changed its mind")
+        yield* Effect.sleep("200 millis") // a forked write, had there been one, would have landed by now
+        assert.strictEqual(Option.getOrThrow(yield* loadSnapshot(aggregate.name, "bg-1")).version, 1)
+        yield* sql.withTransaction(handler.handle("bg-1", post(4)))
+        // Written inline within the transaction: there when it commits.
+        assert.strictEqual(Option.getOrThrow(yield* loadSnapshot(aggregate.name, "bg-1")).version, 2)
+      }))
+
     it.effect("concurrent upserts on a locked row: a newer snapshot queued first is never replaced by an older one", () =>
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
