@@ -27,13 +27,16 @@ export class FeedNotifier extends Context.Tag("@eventfold/core/FeedNotifier")<Fe
 }>() {}
 
 /**
- * Waits for a hint or until `pollInterval` passes, whichever comes first, then drops hints already queued.
+ * Waits for a hint or until `pollInterval` passes, whichever comes first, then drops hints already queued. Returns
+ * whether a hint woke it.
  *
  * @since 0.1.0
  * @category utils
  */
-export const awaitHint = (hints: Queue.Dequeue<void>, pollInterval: Duration.DurationInput): Effect.Effect<void> =>
-  Effect.raceFirst(Queue.take(hints), Effect.sleep(pollInterval)).pipe(Effect.zipRight(Queue.takeAll(hints)))
+export const awaitHint = (hints: Queue.Dequeue<void>, pollInterval: Duration.DurationInput): Effect.Effect<boolean> =>
+  Effect.raceFirst(Effect.as(Queue.take(hints), true), Effect.as(Effect.sleep(pollInterval), false)).pipe(
+    Effect.zipLeft(Queue.takeAll(hints))
+  )
 
 /**
  * A notifier over a `PubSub`, with `signal` to send a hint; the building block of the other Layers.

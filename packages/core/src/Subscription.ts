@@ -460,6 +460,7 @@ export const make = <E, R>(
         // The head is read before the page, so every event up to it was visible to the page's read.
         const readPage = (after: Position.Position) =>
           Effect.zip(store.headPosition, store.readAll({ ...filter, after, limit: batchSize }))
+        let recheck = 0
         let prefetched:
           | Fiber.Fiber<readonly [Position.Position, ReadonlyArray<RecordedEvent.RecordedEvent>], ReadError>
           | undefined
@@ -491,11 +492,21 @@ export const make = <E, R>(
           yield* Metric.set(metrics.lagEvents, lag > 0n ? lag : 0n)
           yield* Metric.set(metrics.lagMillis, age)
           if (caughtUp) {
-            const restart = yield* Effect.raceFirst(
-              Effect.as(FeedNotifier.awaitHint(hints, pollInterval), false),
-              Effect.as(Queue.take(restarts), true)
+            // A hint whose events are not readable yet (another transaction on the server holds the feed horizon
+            // back) is followed by a few quick re-reads, 20 ms to 320 ms apart, before waiting a whole poll interval.
+            if (page.length > 0) recheck = 0
+            const wait = recheck > 0
+              ? Duration.min(pollInterval, Duration.millis(20 * 2 ** (5 - recheck--)))
+              : pollInterval
+            const woken = yield* Effect.raceFirst(
+              Effect.map(
+                FeedNotifier.awaitHint(hints, wait),
+                (hinted) => hinted ? "hint" as const : "timeout" as const
+              ),
+              Effect.as(Queue.take(restarts), "restart" as const)
             )
-            if (restart) return yield* new SessionEnded({ reason: "reset" })
+            if (woken === "restart") return yield* new SessionEnded({ reason: "reset" })
+            if (woken === "hint") recheck = 5
           }
         }
       })

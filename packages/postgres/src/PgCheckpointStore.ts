@@ -142,8 +142,24 @@ export const make = (
           SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, status = 'active', updated_at = now()
           WHERE c.owner IS NULL OR c.owner = EXCLUDED.owner OR c.lease_until IS NULL
              OR c.lease_until < clock_timestamp()
-        RETURNING c.transaction_id, c.global_position`.pipe(
+        RETURNING c.transaction_id, c.global_position,
+          c.transaction_id >= pg_snapshot_xmax(pg_current_snapshot()) AS ahead`.pipe(
         Effect.mapError(storeError("checkpoint.claim")),
+        Effect.tap((rows) =>
+          // xid8 positions belong to one cluster. After a logical restore (pg_dump, logical replication) onto a
+          // server whose transaction counter is lower, every new event would sort behind the checkpoint and be
+          // skipped: refuse to run instead.
+          rows[0]?.ahead === true
+            ? Effect.fail(
+              new Errors.StoreError({
+                operation: "checkpoint.claim",
+                reason: `the checkpoint of ${claimOptions.subscriptionId} is ahead of this server's transaction ` +
+                  "counter: the database was restored logically. Rebase the checkpoint (reset the subscription, or " +
+                  "set its transaction_id to the new events' transaction ids) before running it"
+              })
+            )
+            : Effect.void
+        ),
         Effect.flatMap(decodeRows(PositionRow, "checkpoint.claim")),
         Effect.map((rows) =>
           Option.map(Option.fromNullable(rows[0]), (row) => Position.make(row.transaction_id, row.global_position))

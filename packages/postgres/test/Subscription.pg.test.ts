@@ -232,6 +232,43 @@ layer(
   ),
   { excludeTestServices: true, timeout: "120 seconds" }
 )(`PgFeedNotifier (${PgTest.serverLabel()})`, (it) => {
+  it.effect("a hint that arrives while another transaction holds the horizon is followed up, not dropped", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      const sql = yield* SqlClient.SqlClient
+      const streamType = unique("Held")
+      const seen = yield* Ref.make(0)
+      const subscription = yield* Subscription.make({
+        id: unique("sub"),
+        streamTypes: [streamType],
+        pollInterval: "60 seconds",
+        handler: () => Ref.update(seen, (n) => n + 1)
+      })
+      yield* Effect.forkScoped(subscription.run)
+      yield* Effect.map(subscription.status, (s) => s.phase === "live").pipe(
+        Effect.filterOrFail((ok) => ok, () => "not live"),
+        Effect.retry(Schedule.spaced("20 millis"))
+      )
+      // A writing transaction stays open while the event commits, so the hint wakes a reader that cannot see it yet.
+      const opened = yield* Deferred.make<void>()
+      const close = yield* Deferred.make<void>()
+      const holder = yield* sql.withTransaction(
+        Effect.zipRight(
+          sql`SELECT pg_current_xact_id()`,
+          Effect.zipRight(Deferred.succeed(opened, undefined), Deferred.await(close))
+        )
+      ).pipe(Effect.fork)
+      yield* Deferred.await(opened)
+      const appended = yield* store.append({ streamType, streamId: "a", events: [{ type: "Ping", payload: {} }] })
+      yield* Effect.sleep("100 millis")
+      assert.strictEqual(yield* Ref.get(seen), 0)
+      yield* Deferred.succeed(close, undefined)
+      yield* Fiber.join(holder)
+      // No second hint comes and polling is a minute away: only the follow-up re-reads can deliver it in time.
+      yield* subscription.waitFor(appended.position).pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(yield* Ref.get(seen), 1)
+    }).pipe(Effect.scoped))
+
   it.effect("NOTIFY wakes a live subscription; after its LISTEN connection is killed it listens again", () =>
     Effect.gen(function*() {
       const store = yield* EventStore.EventStore
