@@ -302,9 +302,12 @@ export const run = (
           : Effect.as(Effect.logWarning("outbox relay: batch failed; retrying", cause), 0)
       )
     )
+    // Wait only when a claim came back empty. A short batch does not mean the outbox is drained (the store may
+    // bound how deep it looks into each stream, other relays hold some streams), and sleeping after one used to
+    // cost a whole poll interval per batch; the extra claim when it is drained is one cheap round trip.
     return yield* Effect.forever(
       Effect.flatMap(batch, (claimed) =>
-        claimed < config.batchSize
+        claimed === 0
           ? Effect.race(Queue.take(wake), Effect.sleep(config.pollInterval))
           : Effect.void)
     )

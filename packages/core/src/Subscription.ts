@@ -598,8 +598,9 @@ export const make = <E, R>(
         )
       )
 
+    // Read model first, checkpoint last: the same lock order as a projection's batch, so the two cannot deadlock.
     const reset: Subscription<E>["reset"] = transaction(
-      Effect.zipRight(checkpoints.reset(id, Position.start), options.onReset ?? Effect.void)
+      Effect.zipRight(options.onReset ?? Effect.void, checkpoints.reset(id, Position.start))
     ).pipe(
       Effect.provide(context),
       Effect.zipRight(Queue.offer(restarts, undefined)),

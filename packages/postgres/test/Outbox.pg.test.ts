@@ -92,6 +92,41 @@ describe(`PgOutbox (${PgTest.serverLabel()})`, () => {
     60_000
   )
 
+  it.live(
+    "a claim finds every stream's head (skip scan), fills the batch with per-stream prefixes, skips blocked streams",
+    () =>
+      Effect.gen(function*() {
+        const sql = yield* SqlClient.SqlClient
+        const outbox = yield* Outbox.Outbox
+        yield* appendN("Order", "deep", 50)
+        yield* appendN("Order", "one-a", 1)
+        yield* appendN("Invoice", "one-b", 1)
+        yield* appendN("Order", "dead", 3)
+        yield* appendN("Order", "half", 4)
+        // A dead letter at the head of "dead" blocks its stream; "half" has a published prefix.
+        yield* sql`UPDATE eventfold.outbox SET status = 'failed' WHERE stream_id = 'dead' AND version = 1`
+        yield* sql`UPDATE eventfold.outbox SET status = 'published', published_at = now()
+          WHERE stream_id = 'half' AND version <= 2`
+        const claimed = yield* outbox.claim({ relayId: "r", limit: 20, lease: "1 minute" })
+        assert.strictEqual(claimed.length, 20, "the batch is filled from the deep stream")
+        const positions = claimed.map((e) => e.globalPosition)
+        assert.deepStrictEqual(positions, [...positions].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)))
+        const versions = (streamId: string) => claimed.filter((e) => e.streamId === streamId).map((e) => e.version)
+        assert.deepStrictEqual(versions("one-a"), [1])
+        assert.deepStrictEqual(versions("one-b"), [1])
+        assert.deepStrictEqual(versions("half"), [3, 4])
+        assert.deepStrictEqual(versions("dead"), [])
+        assert.deepStrictEqual(versions("deep"), Array.from({ length: 16 }, (_, i) => i + 1))
+        // The rest of "deep" waits behind rows this relay holds: another relay gets nothing.
+        assert.deepStrictEqual(yield* outbox.claim({ relayId: "other", limit: 20, lease: "1 minute" }), [])
+        // The holder itself continues only after marking: its next claim starts at the new head.
+        assert.strictEqual(yield* outbox.markPublished("r", claimed.map((e) => e.id)), 20)
+        const next = yield* outbox.claim({ relayId: "other", limit: 100, lease: "1 minute" })
+        assert.deepStrictEqual(next.map((e) => e.version), Array.from({ length: 34 }, (_, i) => i + 17))
+      }).pipe(Effect.provide(outboxLayer())),
+    60_000
+  )
+
   it.live("the relay wakes on the append's NOTIFY, long before its poll interval", () =>
     Effect.gen(function*() {
       const memory = yield* OutboxPublisher.Memory
