@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -205,12 +206,27 @@ export const processBatch = (
     const entries = yield* outbox.claim({ relayId: config.relayId, limit: config.batchSize, lease: config.lease })
     if (entries.length === 0) return 0
 
-    // One stream's rows go out one after another; a failure stops its stream and gives the rest back.
+    // The claim is ours until `validUntil` (our clock, with a margin); renewals push it forward. Past it another
+    // relay may have taken the rows, so publishing them would break the stream's order: stop instead.
+    const leaseMillis = Duration.toMillis(Duration.decode(config.lease))
+    const margin = Math.min(leaseMillis / 10, 1000)
+    let validUntil = (yield* Clock.currentTimeMillis) + leaseMillis - margin
+    const held = new Set(entries.map((e) => e.id))
+    const stillOurs = Effect.map(Clock.currentTimeMillis, (now) => now < validUntil)
+
+    // One stream's rows go out one after another; a failure stops its stream and gives the rest back. It never
+    // fails: what it published is returned even when the store then fails, so the batch can still mark it.
     const publishStream = (group: ReadonlyArray<Outbox.Entry>) =>
       Effect.gen(function*() {
         const done: Array<bigint> = []
         for (let i = 0; i < group.length; i++) {
           const entry = group[i]!
+          if (!(yield* stillOurs)) {
+            yield* Effect.logWarning(
+              "outbox relay: claim lease ran out mid-batch; leaving the rest to whoever takes it"
+            )
+            break
+          }
           const outcome = yield* Effect.either(publisher.publish(entry))
           if (outcome._tag === "Right") {
             done.push(entry.id)
@@ -219,9 +235,20 @@ export const processBatch = (
           yield* Metric.increment(publishFailuresCounter)
           const retryIn = yield* retryDelay(config.retrySchedule, entry.attempts + 1, outcome.left)
           // The earlier rows of this stream are still held by this relay, so nobody can overtake them.
-          yield* outbox.recordFailure(config.relayId, entry.id, outcome.left.reason, retryIn)
           const rest = group.slice(i + 1).map((e) => e.id)
-          if (rest.length > 0) yield* outbox.release(config.relayId, rest)
+          const givenBack = yield* Effect.either(
+            Effect.zipRight(
+              outbox.recordFailure(config.relayId, entry.id, outcome.left.reason, retryIn),
+              rest.length > 0 ? outbox.release(config.relayId, rest) : Effect.void
+            )
+          )
+          if (givenBack._tag === "Left") {
+            // The rows stay claimed until the lease expires; then they are retried like any other.
+            yield* Effect.logWarning("outbox relay: recording a publish failure failed", givenBack.left)
+            break
+          }
+          held.delete(entry.id)
+          for (const id of rest) held.delete(id)
           if (Option.isNone(retryIn)) {
             yield* Effect.logWarning("outbox row dead-lettered after its last attempt").pipe(
               Effect.annotateLogs({
@@ -236,12 +263,21 @@ export const processBatch = (
         return done
       })
 
-    // Keep the claim alive while a slow broker works through the batch, so no other relay takes the rows over.
-    const leaseMillis = Duration.toMillis(Duration.decode(config.lease))
-    yield* outbox.renew(config.relayId, entries.map((e) => e.id), config.lease).pipe(
+    // Keep the claim alive while a slow broker works through the batch, so no other relay takes the rows over. A
+    // failed renewal is retried at the next tick; a renewal that finds rows gone means the claim was lost.
+    yield* Effect.gen(function*() {
+      const startedAt = yield* Clock.currentTimeMillis
+      const renewed = yield* Effect.either(outbox.renew(config.relayId, [...held], config.lease))
+      if (renewed._tag === "Left") {
+        yield* Effect.logWarning("outbox relay: lease renewal failed; retrying", renewed.left)
+      } else if (renewed.right < held.size) {
+        validUntil = 0
+      } else {
+        validUntil = startedAt + leaseMillis - margin
+      }
+    }).pipe(
       Effect.delay(Duration.millis(leaseMillis / 3)),
       Effect.forever,
-      Effect.catchAllCause((cause) => Effect.logWarning("outbox relay: lease renewal failed", cause)),
       Effect.forkScoped
     )
     const published = (yield* Effect.forEach(groupByStream(entries), publishStream, {

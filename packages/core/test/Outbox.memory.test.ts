@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import { StoreError } from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as Outbox from "@eventfold/core/Outbox"
+import * as OutboxPublisher from "@eventfold/core/OutboxPublisher"
 import * as OutboxRelay from "@eventfold/core/OutboxRelay"
 import { OutboxContract } from "@eventfold/core/testing"
 import * as Duration from "effect/Duration"
@@ -32,4 +34,35 @@ describe("EventStore.layerMemory without an Outbox", () => {
       yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
       assert.strictEqual((yield* outbox.stats).pending, 0)
     }).pipe(Effect.provide(Layer.merge(EventStore.layerMemory, Outbox.layerMemory))))
+})
+
+describe("OutboxRelay lease guard", () => {
+  it.live("a relay whose claim lease runs out mid-batch stops publishing that batch, so it cannot overtake", () =>
+    Effect.gen(function*() {
+      const store = yield* EventStore.EventStore
+      yield* store.append({
+        streamType: "Order",
+        streamId: "1",
+        events: [1, 2, 3].map((n) => ({ type: "E", payload: { n } }))
+      })
+      const published: Array<number> = []
+      const publisher = OutboxPublisher.OutboxPublisher.of({
+        // The second publish stalls for longer than the lease, as a long GC pause or a hung broker would.
+        publish: (message) =>
+          Effect.sync(() => published.push(message.version)).pipe(
+            Effect.zipRight(message.version === 2 ? Effect.sleep("600 millis") : Effect.void)
+          )
+      })
+      // Renewals fail, so nothing extends the 300 ms lease.
+      const outbox = yield* Outbox.Outbox
+      const failingRenewals = Outbox.Outbox.of({
+        ...outbox,
+        renew: () => Effect.fail(new StoreError({ operation: "outbox.renew", reason: "connection lost" }))
+      })
+      yield* OutboxRelay.processBatch({ batchSize: 10, lease: "300 millis" }).pipe(
+        Effect.provideService(Outbox.Outbox, failingRenewals),
+        Effect.provideService(OutboxPublisher.OutboxPublisher, publisher)
+      )
+      assert.deepStrictEqual(published, [1, 2])
+    }).pipe(Effect.provide(EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory)))))
 })
