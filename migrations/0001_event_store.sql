@@ -48,8 +48,9 @@ CREATE INDEX IF NOT EXISTS events_feed_idx ON events (transaction_id, global_pos
 CREATE INDEX IF NOT EXISTS events_tenant_idx ON events (tenant_id, transaction_id, global_position) WHERE tenant_id IS NOT NULL;
 
 -- Appends events to one stream in one call: checks the expected version on the stream row, inserts every event in
--- one statement, and sends one NOTIFY hint per transaction. Conflicts are returned as a status, not raised, so a
--- caller's surrounding transaction stays usable.
+-- one statement, and sends one NOTIFY hint per transaction. Version conflicts, idempotent repeats and duplicates
+-- within the stream are returned as a status, not raised, so a caller's surrounding transaction stays usable; an
+-- event id already used by another stream still raises unique_violation (the client reports DuplicateEvent).
 --   p_expected_kind: 'any' | 'no_stream' | 'stream_exists' | 'exact'
 --   p_check_ids:     the caller supplied event ids, so a retried append must be recognised (idempotency)
 -- Returns status 'ok' | 'idempotent' | 'conflict' | 'duplicate'.
