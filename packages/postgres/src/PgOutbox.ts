@@ -31,27 +31,7 @@ export interface Options {
   readonly schema?: string | undefined
 }
 
-const RowSchema = Schema.Struct({
-  id: Schema.BigInt,
-  event_id: Schema.String,
-  global_position: Schema.BigInt,
-  stream_type: Schema.String,
-  stream_id: Schema.String,
-  version: Schema.Number,
-  event_type: Schema.String,
-  schema_version: Schema.Number,
-  payload: Schema.Unknown,
-  metadata: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
-  status: Schema.Literal("pending", "published", "failed"),
-  retry_count: Schema.Number,
-  last_error: Schema.NullOr(Schema.String),
-  next_attempt_at: Schema.DateFromSelf,
-  claimed_by: Schema.NullOr(Schema.String),
-  claimed_until: Schema.NullOr(Schema.DateFromSelf),
-  created_at: Schema.DateFromSelf,
-  published_at: Schema.NullOr(Schema.DateFromSelf)
-})
-
+/** The columns a relay needs from a claimed row. */
 const ClaimRowSchema = Schema.Struct({
   id: Schema.BigInt,
   event_id: Schema.String,
@@ -64,6 +44,18 @@ const ClaimRowSchema = Schema.Struct({
   payload: Schema.Unknown,
   metadata: Schema.Record({ key: Schema.String, value: Schema.Unknown }),
   retry_count: Schema.Number
+})
+
+/** A whole row, for inspection (`get`). */
+const RowSchema = Schema.Struct({
+  ...ClaimRowSchema.fields,
+  status: Schema.Literal("pending", "published", "failed"),
+  last_error: Schema.NullOr(Schema.String),
+  next_attempt_at: Schema.DateFromSelf,
+  claimed_by: Schema.NullOr(Schema.String),
+  claimed_until: Schema.NullOr(Schema.DateFromSelf),
+  created_at: Schema.DateFromSelf,
+  published_at: Schema.NullOr(Schema.DateFromSelf)
 })
 
 const StatsSchema = Schema.Struct({
