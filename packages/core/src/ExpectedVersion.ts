@@ -1,6 +1,6 @@
 /**
- * What an append expects of its stream, as in KurrentDB: any state, no stream yet, an existing stream, or an exact
- * version.
+ * What an append expects of its stream, as in KurrentDB (any state, no stream yet, an existing stream, or an exact
+ * version).
  *
  * @since 0.1.0
  */

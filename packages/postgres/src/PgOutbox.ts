@@ -76,28 +76,6 @@ const decodeRows = <A, I>(operation: string, schema: Schema.Schema<A, I>) => (ro
     )
   )
 
-const toRow = (r: typeof RowSchema.Type): Outbox.Row => ({
-  id: r.id,
-  eventId: r.event_id,
-  streamType: r.stream_type,
-  streamId: r.stream_id,
-  version: r.version,
-  globalPosition: r.global_position,
-  type: r.event_type,
-  schemaVersion: r.schema_version,
-  payload: r.payload,
-  metadata: r.metadata,
-  attempts: r.retry_count,
-  status: r.status,
-  retryCount: r.retry_count,
-  lastError: r.last_error,
-  nextAttemptAt: r.next_attempt_at,
-  claimedBy: r.claimed_by,
-  claimedUntil: r.claimed_until,
-  createdAt: r.created_at,
-  publishedAt: r.published_at
-})
-
 const toEntry = (r: typeof ClaimRowSchema.Type): Outbox.Entry => ({
   id: r.id,
   eventId: r.event_id,
@@ -110,6 +88,18 @@ const toEntry = (r: typeof ClaimRowSchema.Type): Outbox.Entry => ({
   payload: r.payload,
   metadata: r.metadata,
   attempts: r.retry_count
+})
+
+const toRow = (r: typeof RowSchema.Type): Outbox.Row => ({
+  ...toEntry(r),
+  status: r.status,
+  retryCount: r.retry_count,
+  lastError: r.last_error,
+  nextAttemptAt: r.next_attempt_at,
+  claimedBy: r.claimed_by,
+  claimedUntil: r.claimed_until,
+  createdAt: r.created_at,
+  publishedAt: r.published_at
 })
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
