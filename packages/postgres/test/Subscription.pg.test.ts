@@ -226,6 +226,24 @@ layer(runtime(), { excludeTestServices: true, timeout: "120 seconds" })(
   }
 )
 
+/** A live subscription to one stream type that only a hint can wake (it polls once a minute), counting events. */
+const liveCountingSubscription = (streamType: string) =>
+  Effect.gen(function*() {
+    const seen = yield* Ref.make(0)
+    const subscription = yield* Subscription.make({
+      id: unique("sub"),
+      streamTypes: [streamType],
+      pollInterval: "60 seconds",
+      handler: () => Ref.update(seen, (n) => n + 1)
+    })
+    yield* Effect.forkScoped(subscription.run)
+    yield* Effect.map(subscription.status, (s) => s.phase === "live").pipe(
+      Effect.filterOrFail((ok) => ok, () => "not live"),
+      Effect.retry(Schedule.spaced("20 millis"))
+    )
+    return { subscription, seen }
+  })
+
 layer(
   Layer.mergeAll(PgCheckpointStore.layer(), PgFeedNotifier.layer({ probeInterval: "300 millis" })).pipe(
     Layer.provideMerge(PgTest.layerEventStore())
@@ -237,18 +255,7 @@ layer(
       const store = yield* EventStore.EventStore
       const sql = yield* SqlClient.SqlClient
       const streamType = unique("Held")
-      const seen = yield* Ref.make(0)
-      const subscription = yield* Subscription.make({
-        id: unique("sub"),
-        streamTypes: [streamType],
-        pollInterval: "60 seconds",
-        handler: () => Ref.update(seen, (n) => n + 1)
-      })
-      yield* Effect.forkScoped(subscription.run)
-      yield* Effect.map(subscription.status, (s) => s.phase === "live").pipe(
-        Effect.filterOrFail((ok) => ok, () => "not live"),
-        Effect.retry(Schedule.spaced("20 millis"))
-      )
+      const { seen, subscription } = yield* liveCountingSubscription(streamType)
       // A writing transaction stays open while the event commits, so the hint wakes a reader that cannot see it yet.
       const opened = yield* Deferred.make<void>()
       const close = yield* Deferred.make<void>()
@@ -274,20 +281,8 @@ layer(
       const store = yield* EventStore.EventStore
       const sql = yield* SqlClient.SqlClient
       const streamType = unique("Wake")
-      const seen = yield* Ref.make(0)
       // Polling every minute: within the test only a hint can wake the subscription.
-      const subscription = yield* Subscription.make({
-        id: unique("sub"),
-        streamTypes: [streamType],
-        pollInterval: "60 seconds",
-        handler: () => Ref.update(seen, (n) => n + 1)
-      })
-      yield* Effect.forkScoped(subscription.run)
-      const live = Effect.map(subscription.status, (s) => s.phase === "live").pipe(
-        Effect.filterOrFail((ok) => ok, () => "not live"),
-        Effect.retry(Schedule.spaced("20 millis"))
-      )
-      yield* live
+      const { seen, subscription } = yield* liveCountingSubscription(streamType)
       const listeners = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity
         WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`
       yield* listeners.pipe(
