@@ -1,5 +1,6 @@
-// Embeds migrations/*.sql into @eventfold/postgres, so the library applies exactly the files DBAs can run with psql.
-// Run after editing a migration: node scripts/generate-migrations.mjs (a test fails when the two drift apart).
+// Embeds the numbered migrations/NNNN_*.sql files, and migrations/grants.sql (the application role's grants, not a
+// migration), into @eventfold/postgres, so the library applies exactly the files DBAs can run with psql.
+// Run after editing either: node scripts/generate-migrations.mjs (a test fails when the two drift apart).
 import fs from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -9,6 +10,7 @@ const dir = path.join(root, "migrations")
 const target = path.join(root, "packages/postgres/src/internal/migrations.ts")
 
 export const render = () => {
+  // Only numbered files are migrations; grants.sql is embedded on its own below.
   const files = fs.readdirSync(dir).filter((f) => /^\d{4}_[a-z0-9_]+\.sql$/.test(f)).sort()
   const entries = files.map((file) => {
     const [, id, name] = /^(\d{4})_([a-z0-9_]+)\.sql$/.exec(file)
@@ -18,7 +20,10 @@ export const render = () => {
   })
   return `/** @internal Generated from migrations/*.sql by scripts/generate-migrations.mjs. Do not edit. */\n\n` +
     `/** @internal */\nexport interface MigrationFile {\n  readonly id: number\n  readonly name: string\n  readonly sql: string\n}\n\n` +
-    `/** @internal */\nexport const migrations: ReadonlyArray<MigrationFile> = [\n${entries.join(",\n")}\n]\n`
+    `/** @internal */\nexport const migrations: ReadonlyArray<MigrationFile> = [\n${entries.join(",\n")}\n]\n\n` +
+    `/** @internal migrations/grants.sql: the least-privilege application role's grants. */\nexport const grants: string = ${
+      JSON.stringify(fs.readFileSync(path.join(dir, "grants.sql"), "utf8"))
+    }\n`
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

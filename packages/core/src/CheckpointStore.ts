@@ -13,6 +13,7 @@ import * as Option from "effect/Option"
 import * as Ref from "effect/Ref"
 import * as Schema from "effect/Schema"
 import type * as Errors from "./Errors.js"
+import * as EventValidation from "./EventValidation.js"
 import * as Position from "./Position.js"
 
 /**
@@ -119,7 +120,10 @@ export class CheckpointStore extends Context.Tag("@eventfold/core/CheckpointStor
   readonly commit: (options: CommitOptions) => Effect.Effect<void, CheckpointConflict | Errors.StoreError>
   /** Sets the position unconditionally (rebuilds, operators); a running owner sees a conflict and resumes from it. */
   readonly reset: (subscriptionId: string, position: Position.Position) => Effect.Effect<void, Errors.StoreError>
-  /** Stores a dead letter; parking the same event twice keeps the first. */
+  /**
+   * Stores a dead letter; parking the same event twice keeps the first. NUL characters and lone surrogates in its
+   * `error` text are kept as U+FFFD (see `EventValidation.sanitizeText`).
+   */
   readonly park: (deadLetter: Omit<DeadLetter, "parkedAt">) => Effect.Effect<void, Errors.StoreError>
   /** The parked events of a subscription, in feed order. */
   readonly deadLetters: (subscriptionId: string) => Effect.Effect<ReadonlyArray<DeadLetter>, Errors.StoreError>
@@ -219,7 +223,13 @@ export const makeMemory: Effect.Effect<CheckpointStore["Type"]> = Effect.map(
                   d.subscriptionId === deadLetter.subscriptionId && d.eventId === deadLetter.eventId
                 )
                 ? state
-                : { ...state, deadLetters: [...state.deadLetters, { ...deadLetter, parkedAt: at }] })
+                : {
+                  ...state,
+                  deadLetters: [
+                    ...state.deadLetters,
+                    { ...deadLetter, error: EventValidation.sanitizeText(deadLetter.error), parkedAt: at }
+                  ]
+                })
         ),
       deadLetters: (subscriptionId) =>
         Effect.map(Ref.get(ref), (state) =>

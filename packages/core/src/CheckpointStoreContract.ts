@@ -162,6 +162,24 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<CheckpointStore.C
           assert.strictEqual(Option.getOrThrow(yield* store.get(subscriptionId)).status, "active")
         }))
 
+      it.effect("a dead letter's error text with a NUL or a lone surrogate is kept, as U+FFFD", () =>
+        Effect.gen(function*() {
+          const store = yield* CheckpointStore.CheckpointStore
+          const subscriptionId = unique("sub")
+          yield* store.park({
+            subscriptionId,
+            eventId: crypto.randomUUID(),
+            position: at(4, 2),
+            streamType: "Order",
+            streamId: "o-1",
+            eventType: "Paid",
+            error: "Error: bad byte \u0000 in \"\ud800\udc00\" and \udc00 alone",
+            attempts: 1
+          })
+          const [parked] = yield* store.deadLetters(subscriptionId)
+          assert.strictEqual(parked?.error, "Error: bad byte \ufffd in \"\ud800\udc00\" and \ufffd alone")
+        }))
+
       it.effect("dead letters are kept once per event, listed in feed order", () =>
         Effect.gen(function*() {
           const store = yield* CheckpointStore.CheckpointStore

@@ -1,6 +1,8 @@
 /**
  * Command handling for one aggregate: load (events, or snapshot plus tail) → decide → append with the expected
- * version, retrying on `ConcurrencyConflict` under a `Schedule`.
+ * version, retrying a version `ConcurrencyConflict` on fresh state under a `Schedule`. A conflict that only a new
+ * transaction can fix (`retriesTransaction`: a caller's transaction that is older than the stream's last append, or
+ * a serialization failure) is handed to the caller, who retries the whole transaction.
  *
  * @since 0.1.0
  */
@@ -279,5 +281,5 @@ export const make = <
     return { handle, load, snapshot }
   })
 
-const isConflict = (e: unknown): boolean =>
-  typeof e === "object" && e !== null && "_tag" in e && e._tag === "ConcurrencyConflict"
+/** A version conflict is retried here, on fresh state; one that only a new transaction can fix goes to the caller. */
+const isConflict = (e: unknown): boolean => e instanceof Errors.ConcurrencyConflict && !e.retriesTransaction

@@ -8,7 +8,28 @@ import * as Schema from "effect/Schema"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 
 /**
- * An append found the stream at another version than the caller expected.
+ * Why an append conflicted:
+ * - `version`: the stream is at another version than expected; reload and decide again.
+ * - `transaction-order`: the expected version holds, but the stream's last append came from a transaction that began
+ *   writing after the caller's own transaction. Appending would put the stream's later version ahead of the earlier
+ *   one in the feed, so only the whole transaction, retried from its start, can succeed.
+ * - `serialization`: PostgreSQL aborted the transaction with a serialization failure (SQLSTATE 40001, under
+ *   REPEATABLE READ or SERIALIZABLE); again only a retry of the whole transaction can succeed.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const ConflictReason = Schema.Literal("version", "transaction-order", "serialization")
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type ConflictReason = typeof ConflictReason.Type
+
+/**
+ * An append found the stream at another version than the caller expected, or could not be ordered after the
+ * stream's last append (see `ConflictReason`). Nothing was written.
  *
  * @since 0.1.0
  * @category errors
@@ -18,12 +39,26 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
   streamId: Schema.String,
   expected: ExpectedVersion.ExpectedVersion,
   /** The stream's current version; 0 when the stream does not exist. */
-  actual: Schema.Number
+  actual: Schema.Number,
+  /** Why the append conflicted; `version` when absent. */
+  reason: Schema.optional(ConflictReason)
 }) {
+  /** True when only a retry of the whole surrounding transaction can succeed (not a reload inside it). */
+  get retriesTransaction(): boolean {
+    return this.reason === "transaction-order" || this.reason === "serialization"
+  }
+
   override get message(): string {
-    return `Concurrency conflict on ${this.streamType}/${this.streamId}: expected ${
-      ExpectedVersion.format(this.expected)
-    }, actual version ${this.actual}`
+    const where = `Concurrency conflict on ${this.streamType}/${this.streamId}`
+    switch (this.reason) {
+      case "transaction-order":
+        return `${where}: the stream's last append (version ${this.actual}) came from a transaction that began ` +
+          `writing after this one; roll back and retry the whole transaction so the feed keeps the stream's order`
+      case "serialization":
+        return `${where}: serialization failure (SQLSTATE 40001); roll back and retry the whole transaction`
+      default:
+        return `${where}: expected ${ExpectedVersion.format(this.expected)}, actual version ${this.actual}`
+    }
   }
 }
 
@@ -109,6 +144,9 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 
 /**
  * The storage infrastructure failed (connection, missing table, ...). `cause` holds the original failure.
+ * `retryable` says whether trying again can help: true for a lost connection, a timeout, a deadlock or an overloaded
+ * server; false for a missing table, a permission, a bad checkpoint or a corrupt row. Loops such as subscriptions and
+ * relays retry only the first kind and stop, typed, on the second.
  *
  * @since 0.1.0
  * @category errors
@@ -116,9 +154,21 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   operation: Schema.String,
   reason: Schema.String,
+  /** Whether retrying the operation can help; false when absent. */
+  retryable: Schema.optional(Schema.Boolean),
+  /** The SQLSTATE (or driver error code) when the database reported one. */
+  code: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)
 }) {
   override get message(): string {
-    return `Event store ${this.operation} failed: ${this.reason}`
+    return `Event store ${this.operation} failed${this.code ? ` (${this.code})` : ""}: ${this.reason}`
   }
 }
+
+/**
+ * True for a `StoreError` that retrying can help.
+ *
+ * @since 0.2.0
+ * @category refinements
+ */
+export const isRetryableStoreError = (u: unknown): u is StoreError => u instanceof StoreError && u.retryable === true

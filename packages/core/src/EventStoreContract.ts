@@ -8,13 +8,17 @@ import { assert, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as FeedNotifier from "./FeedNotifier.js"
 import type * as NewEvent from "./NewEvent.js"
 import * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
+import * as Subscription from "./Subscription.js"
 
 const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
 
@@ -442,5 +446,49 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         assert.strictEqual((yield* Effect.flip(store.readAll({ limit: -1 })))._tag, "InvalidInput")
         assert.strictEqual(yield* store.streamVersion({ streamType, streamId: "b" }), 0)
         assert.strictEqual((yield* store.readAll({ streamTypes: [streamType] })).length, 0)
+      }))
+
+    it.effect("concurrent writers sharing streams: a live feed reader gets every event once, each stream in order", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Shared")
+        const streams = 5
+        const writers = 8
+        const appendsPerWriter = 60
+        // Read the feed live while the writers run, as a subscription does.
+        const reader = yield* Subscription.stream({ streamTypes: [streamType], pollInterval: "10 millis" }).pipe(
+          Stream.takeUntil(() => false),
+          Stream.runForEach((event) => Effect.sync(() => delivered.push(event))),
+          Effect.provide(FeedNotifier.layerPolling),
+          Effect.fork
+        )
+        const delivered: Array<RecordedEvent.RecordedEvent> = []
+        let written = 0
+        yield* Effect.forEach(
+          Array.from({ length: writers }, (_, w) => w),
+          (w) =>
+            Effect.forEach(Array.from({ length: appendsPerWriter }, (_, i) => i), (i) => {
+              const size = 1 + ((w + i) % 3)
+              written += size
+              // Any: appends to the same stream interleave freely, so the store alone decides the order.
+              return store.append({
+                streamType,
+                streamId: `s${(w * 7 + i) % streams}`,
+                events: Array.from({ length: size }, (_, k) => ev("Wrote", { w, i, k }))
+              })
+            }, { discard: true }),
+          { concurrency: "unbounded", discard: true }
+        )
+        yield* Effect.sync(() => delivered.length).pipe(
+          Effect.repeat({ until: (n) => n >= written, schedule: Schedule.spaced("10 millis") }),
+          Effect.timeout("60 seconds")
+        )
+        yield* Fiber.interrupt(reader)
+        assert.strictEqual(delivered.length, written)
+        assert.strictEqual(new Set(delivered.map((e) => e.eventId)).size, written)
+        for (let s = 0; s < streams; s++) {
+          const versions = delivered.filter((e) => e.streamId === `s${s}`).map((e) => e.version)
+          assert.deepStrictEqual(versions, Array.from({ length: versions.length }, (_, i) => i + 1), `stream s${s}`)
+        }
       }))
   })

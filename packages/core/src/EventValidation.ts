@@ -1,10 +1,15 @@
 /**
  * Input validation and encoding shared by every `EventStore` implementation, so that all of them refuse the same
- * input with the same `InvalidInput`. For store implementers; applications do not need it.
+ * input with the same `InvalidInput`. What a store accepts must read back exactly as given, on PostgreSQL too: text
+ * there is UTF-8 without NUL, so lone UTF-16 surrogates and NUL characters are refused, limits count UTF-8 bytes, and
+ * JSON holds only finite numbers nested at most `MAX_JSON_DEPTH` deep. For store implementers; applications do not
+ * need it.
  *
  * @since 0.1.0
  */
+/// <reference lib="es2024.string" />
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Errors from "./Errors.js"
 import type * as EventMetadata from "./EventMetadata.js"
 import type * as EventStore from "./EventStore.js"
@@ -12,10 +17,32 @@ import * as ExpectedVersion from "./ExpectedVersion.js"
 
 /** @since 0.1.0 */
 export const MAX_EVENTS_PER_APPEND = 10_000
-/** @since 0.1.0 */
+/**
+ * The most UTF-8 bytes in the JSON text of one payload, and of one metadata.
+ *
+ * @since 0.1.0
+ */
 export const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
-/** @since 0.1.0 */
-export const MAX_NAME_LENGTH = 1000
+/**
+ * The most UTF-8 bytes in a name kept as PostgreSQL text: stream type, stream id, event type, tenant id, subscription,
+ * owner and relay ids. Two of them plus a version (~2 KB) fit in a btree index entry (at most ~2700 bytes).
+ *
+ * @since 0.1.0
+ */
+export const MAX_NAME_BYTES = 1000
+/**
+ * @deprecated The limit counts UTF-8 bytes, not characters: use `MAX_NAME_BYTES`.
+ * @since 0.1.0
+ */
+export const MAX_NAME_LENGTH = MAX_NAME_BYTES
+/**
+ * The most arrays and objects nested in one another in a payload, metadata or snapshot state. PostgreSQL 15 parses
+ * jsonb up to ~14,500 levels at the default `max_stack_depth` (2 MB) and ~700 at its smallest setting; event data
+ * nests a handful of levels deep.
+ *
+ * @since 0.1.0
+ */
+export const MAX_JSON_DEPTH = 100
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
@@ -42,32 +69,182 @@ export interface PreparedAppend {
 
 const invalid = (reason: string) => Effect.fail(new Errors.InvalidInput({ reason }))
 
+/** UTF-8 takes 1 to 3 bytes per UTF-16 unit, so `Buffer.byteLength` is only needed between `max / 3` and `max`. */
+const exceedsBytes = (text: string, max: number): boolean =>
+  text.length > max || (text.length * 3 > max && Buffer.byteLength(text) > max)
+
+/** Why PostgreSQL would not keep a text as it is: it stores UTF-8 (a lone surrogate becomes U+FFFD) and no NUL. */
+const textProblem = (text: string): string | undefined =>
+  !text.isWellFormed()
+    ? "contains a lone UTF-16 surrogate"
+    : text.includes("\u0000")
+    ? "contains a NUL character"
+    : undefined
+
+const nameProblem = (name: unknown): string | undefined => {
+  if (typeof name !== "string" || name.length === 0) return "must be a non-empty string"
+  if (exceedsBytes(name, MAX_NAME_BYTES)) return `exceeds ${MAX_NAME_BYTES} UTF-8 bytes`
+  return textProblem(name)
+}
+
+/**
+ * Checks a name the stores keep as text (a subscription, owner or relay id, a stream type, ...): a non-empty string
+ * of at most `MAX_NAME_BYTES` UTF-8 bytes, with no NUL character and no lone UTF-16 surrogate. `what` names it in
+ * the `InvalidInput` reason.
+ *
+ * @since 0.1.0
+ */
+export const validateName = (what: string, name: string): Effect.Effect<void, Errors.InvalidInput> => {
+  const problem = nameProblem(name)
+  return problem === undefined ? Effect.void : invalid(`${what} ${problem}`)
+}
+
 /** @since 0.1.0 */
 export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void, Errors.InvalidInput> => {
-  if (typeof stream.streamType !== "string" || stream.streamType.length === 0) {
-    return invalid("streamType must be a non-empty string")
-  }
-  if (typeof stream.streamId !== "string" || stream.streamId.length === 0) {
-    return invalid("streamId must be a non-empty string")
-  }
-  if (stream.streamType.length > MAX_NAME_LENGTH || stream.streamId.length > MAX_NAME_LENGTH) {
-    return invalid(`streamType and streamId are limited to ${MAX_NAME_LENGTH} characters`)
-  }
-  if (stream.streamType.includes("\u0000") || stream.streamId.includes("\u0000")) {
-    return invalid("streamType and streamId may not contain NUL characters")
-  }
+  const typeProblem = nameProblem(stream.streamType)
+  if (typeProblem !== undefined) return invalid(`streamType ${typeProblem}`)
+  const idProblem = nameProblem(stream.streamId)
+  if (idProblem !== undefined) return invalid(`streamId ${idProblem}`)
   return Effect.void
 }
 
-const stringify = (value: unknown, what: string): string | Errors.InvalidInput => {
+/**
+ * Checks the filters of a feed read: text PostgreSQL compares as given, with no NUL character and no lone surrogate.
+ *
+ * @since 0.1.0
+ */
+export const validateFilter = (
+  filter: Pick<EventStore.ReadAllOptions, "eventTypes" | "streamTypes" | "tenantId">
+): Effect.Effect<void, Errors.InvalidInput> => {
+  const problem = filterProblem(filter.eventTypes, "eventTypes") ?? filterProblem(filter.streamTypes, "streamTypes") ??
+    filterProblem(filter.tenantId === undefined ? undefined : [filter.tenantId], "tenantId")
+  return problem === undefined ? Effect.void : invalid(problem)
+}
+
+const filterProblem = (values: ReadonlyArray<string> | undefined, what: string): string | undefined => {
+  if (values === undefined) return undefined
+  for (const value of values) {
+    const problem = typeof value === "string" ? textProblem(value) : "must be a string"
+    if (problem !== undefined) return `filter ${what} ${problem}`
+  }
+  return undefined
+}
+
+/**
+ * Checks a feed read (its filters and limit) and returns its limit, `defaultLimit` when none is given.
+ *
+ * @since 0.1.0
+ */
+export const validateReadAll = (
+  options: EventStore.ReadAllOptions,
+  defaultLimit: number
+): Effect.Effect<number, Errors.InvalidInput> =>
+  Effect.zipRight(validateFilter(options), validateLimit(options.limit, defaultLimit))
+
+/**
+ * Replaces what PostgreSQL text cannot hold (NUL characters and lone surrogates) with U+FFFD, for free-form
+ * diagnostics such as a parked event's error, which are kept rather than refused.
+ *
+ * @since 0.1.0
+ */
+export const sanitizeText = (text: string): string =>
+  text.isWellFormed() && !text.includes("\u0000") ? text : text.toWellFormed().replaceAll("\u0000", "\uFFFD")
+
+interface JsonProblem {
+  /** Where, as a JSONPath-like suffix of `$`. */
+  readonly path: string
+  readonly reason: string
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/
+
+const keyPath = (key: string) =>
+  IDENTIFIER.test(key) && key.length <= 64
+    ? `.${key}`
+    : `[${JSON.stringify(key.length <= 64 ? key : key.slice(0, 64) + "…")}]`
+
+const at = (segment: string, problem: JsonProblem): JsonProblem => ({
+  path: segment + problem.path,
+  reason: problem.reason
+})
+
+/** What `JSON.stringify` writes for a property: the result of its `toJSON`, boxed primitives unboxed. */
+const serialized = (value: unknown, key: string): unknown => {
+  if (typeof value !== "object" || value === null) return value
+  let json: unknown = value
+  if ("toJSON" in value && typeof value.toJSON === "function") {
+    json = value.toJSON(key)
+    if (typeof json !== "object" || json === null) return json
+  }
+  return json instanceof Number ? Number(json) : json instanceof String ? String(json) : json
+}
+
+/**
+ * One walk over what `JSON.stringify` will write (`value` already through `serialized`): numbers finite, strings
+ * and keys without NUL or lone surrogates, at most `MAX_JSON_DEPTH` arrays and objects deep.
+ */
+const jsonProblem = (value: unknown, depth: number): JsonProblem | undefined => {
+  switch (typeof value) {
+    case "string": {
+      const reason = textProblem(value)
+      return reason === undefined ? undefined : { path: "", reason }
+    }
+    case "number":
+      return Number.isFinite(value) ? undefined : { path: "", reason: `is ${value}, which JSON cannot hold` }
+    case "object": {
+      if (value === null) return undefined
+      if (depth >= MAX_JSON_DEPTH) {
+        return { path: "", reason: `nests arrays and objects deeper than ${MAX_JSON_DEPTH} levels (or is circular)` }
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) {
+          const problem = jsonProblem(serialized(value[i], String(i)), depth + 1)
+          if (problem !== undefined) return at(`[${i}]`, problem)
+        }
+        return undefined
+      }
+      const keys = Object.keys(value)
+      for (let i = 0; i < keys.length; i++) {
+        const key = keys[i]!
+        const property = serialized(Reflect.get(value, key), key)
+        // Undefined, functions and symbols are left out of the JSON, their keys too.
+        if (property === undefined || typeof property === "function" || typeof property === "symbol") continue
+        const keyReason = textProblem(key)
+        if (keyReason !== undefined) return { path: keyPath(key), reason: `has a key that ${keyReason}` }
+        const problem = jsonProblem(property, depth + 1)
+        if (problem !== undefined) return at(keyPath(key), problem)
+      }
+      return undefined
+    }
+    default:
+      // Booleans are written as they are; bigints make JSON.stringify throw.
+      return undefined
+  }
+}
+
+/**
+ * Encodes a payload, metadata or snapshot state as the JSON text a store keeps, refusing what would not read back
+ * the same: non-finite numbers (JSON writes null), NUL characters and lone surrogates in strings or keys (PostgreSQL
+ * refuses or alters them), nesting deeper than `MAX_JSON_DEPTH`, and values JSON cannot encode at all. One walk over
+ * the value, then one `JSON.stringify`. `what` names the value in the `InvalidInput` reason.
+ *
+ * @since 0.1.0
+ */
+export const encodeJson = (what: string, value: unknown): Either.Either<string, Errors.InvalidInput> => {
   try {
+    const problem = jsonProblem(serialized(value, ""), 0)
+    if (problem !== undefined) {
+      return Either.left(
+        new Errors.InvalidInput({
+          reason: problem.path === "" ? `${what} ${problem.reason}` : `${what} at $${problem.path} ${problem.reason}`
+        })
+      )
+    }
     const json = JSON.stringify(value)
-    if (json === undefined) return new Errors.InvalidInput({ reason: `${what} is not JSON-serializable` })
-    // PostgreSQL jsonb cannot hold NUL characters; refuse them everywhere so every store behaves alike.
-    if (json.includes("\\u0000")) return new Errors.InvalidInput({ reason: `${what} contains a NUL character` })
-    return json
+    if (json === undefined) return Either.left(new Errors.InvalidInput({ reason: `${what} is not JSON-serializable` }))
+    return Either.right(json)
   } catch (error) {
-    return new Errors.InvalidInput({ reason: `${what} is not JSON-serializable: ${String(error)}` })
+    return Either.left(new Errors.InvalidInput({ reason: `${what} is not JSON-serializable: ${String(error)}` }))
   }
 }
 
@@ -94,9 +271,8 @@ export const prepareAppend = (
       let idsSupplied = false
       for (let i = 0; i < events.length; i++) {
         const event = events[i]!
-        if (typeof event.type !== "string" || event.type.length === 0 || event.type.length > MAX_NAME_LENGTH) {
-          return invalid(`event ${i}: type must be a non-empty string of at most ${MAX_NAME_LENGTH} characters`)
-        }
+        const typeProblem = nameProblem(event.type)
+        if (typeProblem !== undefined) return invalid(`event ${i}: type ${typeProblem}`)
         const schemaVersion = event.schemaVersion ?? 1
         if (!Number.isSafeInteger(schemaVersion) || schemaVersion < 1 || schemaVersion > 2_147_483_647) {
           return invalid(`event ${i}: schemaVersion must be a positive integer`)
@@ -113,25 +289,30 @@ export const prepareAppend = (
         }
         if (seen.has(eventId)) return invalid(`event ${i}: eventId ${eventId} appears twice in one append`)
         seen.add(eventId)
-        const payloadJson = stringify(event.payload, `event ${i} payload`)
-        if (typeof payloadJson !== "string") return Effect.fail(payloadJson)
-        if (payloadJson.length > MAX_PAYLOAD_BYTES || Buffer.byteLength(payloadJson) > MAX_PAYLOAD_BYTES) {
-          return invalid(`event ${i}: payload exceeds ${MAX_PAYLOAD_BYTES} bytes`)
+        const payloadJson = encodeJson(`event ${i}: payload`, event.payload)
+        if (Either.isLeft(payloadJson)) return Effect.fail(payloadJson.left)
+        if (exceedsBytes(payloadJson.right, MAX_PAYLOAD_BYTES)) {
+          return invalid(`event ${i}: payload exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
         }
         const metadata = event.metadata ?? {}
-        const metadataJson = stringify(metadata, `event ${i} metadata`)
-        if (typeof metadataJson !== "string") return Effect.fail(metadataJson)
-        if (metadataJson.length > MAX_PAYLOAD_BYTES) {
-          return invalid(`event ${i}: metadata exceeds ${MAX_PAYLOAD_BYTES} bytes`)
+        const metadataJson = encodeJson(`event ${i}: metadata`, metadata)
+        if (Either.isLeft(metadataJson)) return Effect.fail(metadataJson.left)
+        if (exceedsBytes(metadataJson.right, MAX_PAYLOAD_BYTES)) {
+          return invalid(`event ${i}: metadata exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
+        }
+        // The tenant id is also a column under a btree index, and feed filters compare it as text.
+        const tenantId: unknown = metadata.tenantId
+        if (tenantId !== undefined && (typeof tenantId !== "string" || exceedsBytes(tenantId, MAX_NAME_BYTES))) {
+          return invalid(`event ${i}: metadata.tenantId must be a string of at most ${MAX_NAME_BYTES} UTF-8 bytes`)
         }
         prepared.push({
           eventId,
           idSupplied: event.eventId !== undefined,
           type: event.type,
           schemaVersion,
-          payloadJson,
+          payloadJson: payloadJson.right,
           metadata,
-          metadataJson
+          metadataJson: metadataJson.right
         })
       }
       return Effect.succeed<PreparedAppend>({

@@ -96,7 +96,8 @@ export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
   readonly markPublished: (relayId: string, ids: ReadonlyArray<bigint>) => Effect.Effect<number, Errors.StoreError>
   /**
    * Records a failed attempt on a held row and releases it: retried after `retryIn`, or `failed` (dead letter) when
-   * `retryIn` is `None`. Returns false when the relay no longer held the row.
+   * `retryIn` is `None`. Returns false when the relay no longer held the row. NUL characters and lone surrogates in
+   * `error` are kept as U+FFFD (see `EventValidation.sanitizeText`).
    */
   readonly recordFailure: (
     relayId: string,

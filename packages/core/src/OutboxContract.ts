@@ -124,6 +124,45 @@ export const suite = <E>(name: string, outboxLayer: Layer.Layer<EventStore.Event
       })), 60_000)
 
     it.live(
+      "a relay id with a NUL or a lone surrogate fails the relay at once with InvalidInput",
+      () =>
+        withLayer(Effect.gen(function*() {
+          const outbox = yield* Outbox.Outbox
+          yield* appendN("Order", "a", 1)
+          for (const relayId of ["relay-\u0000", "relay-\ud800", "relay-\udfff", `relay-${"中".repeat(1000)}`]) {
+            // Before the fix PostgreSQL failed every claim with a StoreError that the relay logged and retried forever.
+            const timedOut = () => `${JSON.stringify(relayId).slice(0, 20)} did not fail at once`
+            const batch = yield* OutboxRelay.processBatch({ relayId }).pipe(Effect.flip)
+            assert.strictEqual(batch._tag, "InvalidInput")
+            const run = yield* OutboxRelay.run({ relayId, pollInterval: "20 millis" }).pipe(
+              Effect.flip,
+              Effect.timeoutFail({ duration: "3 seconds", onTimeout: timedOut })
+            )
+            assert.strictEqual(run._tag, "InvalidInput")
+            const built = yield* Layer.build(OutboxRelay.layer({ relayId })).pipe(Effect.scoped, Effect.flip)
+            assert.strictEqual(built._tag, "InvalidInput")
+          }
+          assert.strictEqual((yield* outbox.stats).pending, 1, "no row was claimed or published")
+        })),
+      60_000
+    )
+
+    it.live(
+      "a publish error with a NUL or a lone surrogate is recorded, as U+FFFD, instead of failing",
+      () =>
+        withLayer(Effect.gen(function*() {
+          const outbox = yield* Outbox.Outbox
+          const { eventIds } = yield* appendN("Order", "a", 1)
+          const [entry] = yield* outbox.claim({ relayId: "r1", limit: 10, lease: "1 minute" })
+          assert.isTrue(yield* outbox.recordFailure("r1", entry!.id, "broker said \u0000 and \ud800", Option.none()))
+          const row = Option.getOrThrow(yield* outbox.get(eventIds[0]!))
+          assert.strictEqual(row.status, "failed")
+          assert.strictEqual(row.lastError, "broker said \ufffd and \ufffd")
+        })),
+      60_000
+    )
+
+    it.live(
       "renew extends a held lease; a relay that does not hold the rows cannot renew them",
       () =>
         withLayer(Effect.gen(function*() {

@@ -20,7 +20,8 @@ import * as Schedule from "effect/Schedule"
 import * as ScheduleDecision from "effect/ScheduleDecision"
 import * as Intervals from "effect/ScheduleIntervals"
 import * as Stream from "effect/Stream"
-import type * as Errors from "./Errors.js"
+import * as Errors from "./Errors.js"
+import * as EventValidation from "./EventValidation.js"
 import * as Outbox from "./Outbox.js"
 import * as OutboxPublisher from "./OutboxPublisher.js"
 
@@ -31,7 +32,10 @@ import * as OutboxPublisher from "./OutboxPublisher.js"
  * @category models
  */
 export interface Options {
-  /** Names this relay in the rows it claims; defaults to a random id. */
+  /**
+   * Names this relay in the rows it claims; defaults to a random id. A name PostgreSQL cannot store as given (see
+   * `EventValidation.validateName`) fails the relay at once with `InvalidInput`.
+   */
   readonly relayId?: string | undefined
   /** The most rows claimed at once; defaults to 100. */
   readonly batchSize?: number | undefined
@@ -178,6 +182,10 @@ const resolve = (options: Options | undefined) => ({
   statsInterval: options?.statsInterval ?? Duration.seconds(10)
 })
 
+// The relay id is stored on the rows it claims: refuse up front what PostgreSQL would reject or alter.
+const validateRelayId = (options: Options | undefined): Effect.Effect<void, Errors.InvalidInput> =>
+  options?.relayId === undefined ? Effect.void : EventValidation.validateName("relayId", options.relayId)
+
 const groupByStream = (entries: ReadonlyArray<Outbox.Entry>): ReadonlyArray<ReadonlyArray<Outbox.Entry>> => {
   const groups = new Map<string, Array<Outbox.Entry>>()
   for (const e of entries) {
@@ -198,8 +206,9 @@ const groupByStream = (entries: ReadonlyArray<Outbox.Entry>): ReadonlyArray<Read
  */
 export const processBatch = (
   options?: Options
-): Effect.Effect<number, Errors.StoreError, Outbox.Outbox | OutboxPublisher.OutboxPublisher> =>
+): Effect.Effect<number, Errors.StoreError | Errors.InvalidInput, Outbox.Outbox | OutboxPublisher.OutboxPublisher> =>
   Effect.gen(function*() {
+    yield* validateRelayId(options)
     const config = resolve(options)
     const outbox = yield* Outbox.Outbox
     const publisher = yield* OutboxPublisher.OutboxPublisher
@@ -302,16 +311,19 @@ const logAndContinue = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>)
 
 /**
  * Runs the relay until interrupted: batches while there is work, then waits for a wake-up hint or the poll
- * interval. Cleanup and the stats gauges run beside it. Failures of the store are logged and retried, never fatal.
+ * interval. Cleanup and the stats gauges run beside it. Retryable store failures (a lost connection, a timeout) are
+ * logged and retried; one that retrying cannot help (a missing table, a permission) stops the relay with that
+ * `StoreError`.
  *
  * @since 0.1.0
  * @category running
  */
 export const run = (
   options?: Options
-): Effect.Effect<never, never, Outbox.Outbox | OutboxPublisher.OutboxPublisher> => {
+): Effect.Effect<never, Errors.StoreError | Errors.InvalidInput, Outbox.Outbox | OutboxPublisher.OutboxPublisher> => {
   const config = resolve(options)
   return Effect.scoped(Effect.gen(function*() {
+    yield* validateRelayId(options)
     const outbox = yield* Outbox.Outbox
     const wake = yield* Queue.sliding<void>(1)
     // The hint stream may end (a dead LISTEN connection); subscribe again after a pause.
@@ -332,11 +344,13 @@ export const run = (
       Effect.forkScoped
     )
     const batch = processBatch({ ...options, relayId: config.relayId }).pipe(
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause)
-          ? Effect.interrupt
+      Effect.catchAllCause((cause) => {
+        if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
+        const failure = Cause.failureOption(cause)
+        return Option.isSome(failure) && !Errors.isRetryableStoreError(failure.value)
+          ? Effect.fail(failure.value)
           : Effect.as(Effect.logWarning("outbox relay: batch failed; retrying", cause), 0)
-      )
+      })
     )
     // Wait only when a claim came back empty. A short batch does not mean the outbox is drained (the store may
     // bound how deep it looks into each stream, other relays hold some streams), and sleeping after one used to
@@ -358,5 +372,10 @@ export const run = (
  */
 export const layer = (
   options?: Options
-): Layer.Layer<never, never, Outbox.Outbox | OutboxPublisher.OutboxPublisher> =>
-  Layer.scopedDiscard(Effect.forkScoped(run(options)))
+): Layer.Layer<never, Errors.InvalidInput, Outbox.Outbox | OutboxPublisher.OutboxPublisher> =>
+  Layer.scopedDiscard(Effect.zipRight(
+    validateRelayId(options),
+    Effect.forkScoped(
+      run(options).pipe(Effect.tapError((e) => Effect.logError("outbox relay stopped", e)))
+    )
+  ))

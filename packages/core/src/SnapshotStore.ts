@@ -6,6 +6,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -133,7 +134,7 @@ export const crosses = (every: number, from: number, to: number): boolean =>
 
 /**
  * Validates a save the same way in every store: a stream reference, a positive integer version, an integer schema
- * version and a JSON state that PostgreSQL's jsonb can hold.
+ * version and a JSON state that PostgreSQL's jsonb holds unchanged (see `EventValidation.encodeJson`).
  *
  * @since 0.1.0
  * @category validation
@@ -150,22 +151,18 @@ export const prepareSave = (options: SaveOptions): Effect.Effect<PreparedSave, E
     ) {
       return invalid(`schemaVersion must be a 32-bit integer, got ${options.schemaVersion}`)
     }
-    let stateJson: string | undefined
-    try {
-      stateJson = JSON.stringify(options.state)
-    } catch (error) {
-      return invalid(`state is not JSON-serializable: ${String(error)}`)
-    }
-    if (stateJson === undefined) return invalid("state is not JSON-serializable")
-    // jsonb cannot hold NUL characters; refuse them everywhere so every store behaves alike.
-    if (stateJson.includes("\\u0000")) return invalid("state contains a NUL character")
-    return Effect.succeed({
-      streamType: options.streamType,
-      streamId: options.streamId,
-      version: options.version,
-      schemaVersion: options.schemaVersion,
-      state: options.state,
-      stateJson
+    // The same JSON rules as event payloads, so the state reads back exactly as it was saved.
+    return Either.match(EventValidation.encodeJson("snapshot: state", options.state), {
+      onLeft: Effect.fail,
+      onRight: (stateJson) =>
+        Effect.succeed({
+          streamType: options.streamType,
+          streamId: options.streamId,
+          version: options.version,
+          schemaVersion: options.schemaVersion,
+          state: options.state,
+          stateJson
+        })
     })
   })
 

@@ -13,6 +13,8 @@ import * as SnapshotStore from "./SnapshotStore.js"
 
 const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
 
+const deep = (depth: number): unknown => Array.from({ length: depth }).reduce<unknown>((inner) => [inner], 0)
+
 /**
  * Registers the contract suite against a SnapshotStore Layer. The Layer is built once for the suite; every test uses
  * its own stream type, so tests never see each other's snapshots.
@@ -154,6 +156,15 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<SnapshotStore.Sna
         assert.strictEqual(Option.getOrThrow(yield* store.load({ streamType: typeB, streamId: ids[0]! })).version, 99)
       }))
 
+    it.effect("text with the six characters \\u0000, emoji and 100 levels of nesting round-trips exactly", () =>
+      Effect.gen(function*() {
+        const store = yield* SnapshotStore.SnapshotStore
+        const stream = { streamType: unique("Escaped"), streamId: "e-\\u0000-😀" }
+        const state = { "\\u0000": "\\u0000", list: ["a\\u0000b", "\\\\u0000", "😀"], deep: deep(99) }
+        assert.isTrue(yield* store.save({ ...stream, version: 1, schemaVersion: 1, state }))
+        assert.deepStrictEqual(Option.getOrThrow(yield* store.load(stream)).state, state)
+      }))
+
     it.effect("bad input fails with InvalidInput and stores nothing", () =>
       Effect.gen(function*() {
         const store = yield* SnapshotStore.SnapshotStore
@@ -170,7 +181,16 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<SnapshotStore.Sna
           { ...ok, schemaVersion: 0.5 },
           { ...ok, state: undefined },
           { ...ok, state: { n: 1n } },
-          { ...ok, state: { nul: "a\u0000b" } }
+          { ...ok, state: { nul: "a\u0000b" } },
+          { ...ok, state: { "k\u0000": 1 } },
+          { ...ok, state: { lone: "\ud800" } },
+          { ...ok, state: [Number.NaN] },
+          { ...ok, state: { n: Number.POSITIVE_INFINITY } },
+          { ...ok, state: deep(101) },
+          { ...ok, streamId: "b\ud800" },
+          { ...ok, streamId: "b\u0000" },
+          { ...ok, streamType: `${streamType}\udfff` },
+          { ...ok, streamId: "中".repeat(334) }
         ]
         for (const [i, options] of cases.entries()) {
           const error = yield* Effect.flip(store.save(options))

@@ -32,12 +32,16 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as CheckpointStore from "./CheckpointStore.js"
 import * as Errors from "./Errors.js"
 import * as EventStore from "./EventStore.js"
+import * as EventValidation from "./EventValidation.js"
 import * as FeedNotifier from "./FeedNotifier.js"
 import * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 
 /**
- * Where a subscription with no stored checkpoint starts; a stored checkpoint always wins.
+ * Where a subscription with no stored checkpoint starts; a stored checkpoint always wins. `End` starts after the
+ * last event the feed can deliver now (`EventStore.headPosition`). An event that has committed but is still hidden
+ * behind an older open transaction is therefore delivered: `End` errs on the side of delivering, never skipping,
+ * because an event that commits later can sort before one that committed earlier.
  *
  * @since 0.1.0
  * @category models
@@ -106,7 +110,11 @@ export interface Transaction {
  * @category models
  */
 export interface Options<E, R> extends Filter {
-  /** The subscription's name; its checkpoint is stored under it. */
+  /**
+   * The subscription's name; its checkpoint is stored under it. A name PostgreSQL cannot store as given (see
+   * `EventValidation.validateName`), like an owner or filter with a NUL character, fails `run` at once with
+   * `InvalidInput`.
+   */
   readonly id: string
   readonly handler: (event: RecordedEvent.RecordedEvent) => Effect.Effect<void, E, R>
   /** Used only when no checkpoint is stored; defaults to `StartFrom.Beginning()`. */
@@ -193,8 +201,12 @@ export interface Status {
 export interface Subscription<E> {
   readonly id: string
   readonly owner: string
-  /** Runs until interrupted (releasing ownership) or until the error policy stops it. Run it once at a time. */
-  readonly run: Effect.Effect<never, SubscriptionStopped | Errors.InvalidInput>
+  /**
+   * Runs until interrupted (releasing ownership), until the error policy stops it, or until the store fails in a way
+   * retrying cannot help (a `StoreError` that is not `retryable`: a missing table, a permission, a bad checkpoint).
+   * Retryable store failures (a lost connection, a timeout) are retried under `storeRetry`. Run it once at a time.
+   */
+  readonly run: Effect.Effect<never, SubscriptionStopped | Errors.InvalidInput | Errors.StoreError>
   readonly status: Effect.Effect<Status>
   /** Completes once the subscription has handled (or filtered out) every event up to `position`. */
   readonly waitFor: (position: Position.Position) => Effect.Effect<void, Errors.StoreError>
@@ -250,12 +262,16 @@ class SessionEnded extends Data.TaggedError("SessionEnded")<{ readonly reason: s
 const noTransaction: Transaction = (effect) => effect
 
 const validate = <E, R>(options: Options<E, R>): Effect.Effect<void, Errors.InvalidInput> => {
-  if (options.id.length === 0) return Effect.fail(new Errors.InvalidInput({ reason: "subscription id is empty" }))
   const batch = options.batchSize ?? 500
   if (!Number.isInteger(batch) || batch < 1 || batch > 10_000) {
     return Effect.fail(new Errors.InvalidInput({ reason: `batchSize must be 1..10000, got ${batch}` }))
   }
-  return Effect.void
+  // PostgreSQL stores the id and owner and compares the filters: refuse up front what it would reject or alter.
+  return Effect.all([
+    EventValidation.validateName("subscription id", options.id),
+    options.owner === undefined ? Effect.void : EventValidation.validateName("subscription owner", options.owner),
+    EventValidation.validateFilter(options)
+  ], { discard: true })
 }
 
 const resolveStart = (
@@ -556,17 +572,19 @@ export const make = <E, R>(
       const hints = yield* notifier.subscribe
       const initial = yield* resolveStart(store, options.startFrom ?? StartFrom.Beginning()).pipe(
         Effect.tapError((e) => noteError(e.message)),
-        Effect.retry(storeRetry),
-        Effect.orElse(() => Effect.never)
+        Effect.retry({ schedule: storeRetry, while: Errors.isRetryableStoreError })
       )
-      // Store failures never end the run: note them, back off, claim again and resume from the checkpoint.
+      // Retryable store failures never end the run: note them, back off, claim again and resume from the
+      // checkpoint. Any other store failure (missing table, permission, bad checkpoint) stops it, typed.
       const backoff = yield* Schedule.driver(storeRetry)
       return yield* session(initial, hints).pipe(
         Effect.zipRight(backoff.reset),
         Effect.catchTag("StoreError", (e) =>
           Effect.zipRight(
-            Effect.zipRight(noteError(e.message), Effect.logWarning(`subscription ${id}: ${e.message}`)),
-            Effect.ignore(backoff.next(e))
+            noteError(e.message),
+            e.retryable === true
+              ? Effect.zipRight(Effect.logWarning(`subscription ${id}: ${e.message}`), Effect.ignore(backoff.next(e)))
+              : Effect.zipRight(setPhase("failed"), Effect.fail(e))
           )),
         Effect.forever
       )
@@ -621,7 +639,7 @@ export const run = <E, R>(
   options: Options<E, R>
 ): Effect.Effect<
   never,
-  SubscriptionStopped | Errors.InvalidInput,
+  SubscriptionStopped | Errors.InvalidInput | Errors.StoreError,
   EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | R
 > => Effect.flatMap(make(options), (subscription) => subscription.run)
 

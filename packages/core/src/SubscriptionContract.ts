@@ -17,6 +17,7 @@ import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
 import * as CheckpointStore from "./CheckpointStore.js"
+import * as Errors from "./Errors.js"
 import * as EventStore from "./EventStore.js"
 import type * as FeedNotifier from "./FeedNotifier.js"
 import type * as NewEvent from "./NewEvent.js"
@@ -147,6 +148,10 @@ export const suite = <E>(
       Effect.gen(function*() {
         const streamType = unique("Start")
         const third = yield* appendMany(streamType, 1, 3)
+        // End means "after what the feed shows now": wait until it shows the third event (a transaction open
+        // elsewhere on the server can hide it for a moment).
+        const store = yield* EventStore.EventStore
+        yield* untilTrue(Effect.map(Effect.orDie(store.headPosition), (head) => !Position.isAfter(third, head)), "feed")
         const collect = (startFrom: Subscription.StartFrom) =>
           Effect.gen(function*() {
             const seen = yield* Ref.make<Array<RecordedEvent.RecordedEvent>>([])
@@ -286,6 +291,32 @@ export const suite = <E>(
         assert.strictEqual((yield* subscription.status).phase, "failed")
       }))
 
+    it.effect("an id, owner or filter with a NUL or a lone surrogate fails run at once with InvalidInput", () =>
+      Effect.gen(function*() {
+        const checkpoints = yield* CheckpointStore.CheckpointStore
+        const cases: ReadonlyArray<Partial<Subscription.Options<never, never>>> = [
+          { id: "sub-\u0000" },
+          { id: "sub-\ud800" },
+          { id: "sub-\udbff" },
+          { id: `sub-${"中".repeat(1000)}` },
+          { owner: "owner-\u0000" },
+          { owner: "owner-\udc00" },
+          { eventTypes: ["Paid\u0000"] },
+          { streamTypes: ["Order\ud800"] },
+          { tenantId: "tenant\u0000" }
+        ]
+        for (const [i, bad] of cases.entries()) {
+          const id = unique("sub")
+          // Before the fix these retried a StoreError forever (PostgreSQL) or ran (memory): hence the timeout.
+          const error = yield* Subscription.run({ ...fast, id, handler: () => Effect.void, ...bad }).pipe(
+            Effect.flip,
+            Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => `case ${i} did not fail at once` })
+          )
+          assert.strictEqual(error._tag, "InvalidInput", `case ${i}`)
+          assert.isTrue(Option.isNone(yield* checkpoints.get(id)), `case ${i} claimed a checkpoint`)
+        }
+      }))
+
     it.effect("two instances of one subscription: one owns it, the other takes over when it stops, no event twice", () =>
       Effect.gen(function*() {
         const streamType = unique("Owner")
@@ -353,4 +384,45 @@ export const suite = <E>(
         const events = Chunk.toReadonlyArray(yield* Fiber.join(fiber))
         assert.deepStrictEqual(ns(events), range(1, 10))
       }))
+
+    it.effect("retries a retryable store failure and stops, typed, on one that retrying cannot help", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Failing")
+        const last = yield* appendMany(streamType, 1, 5)
+        // A feed that fails the first reads, as a store does while its connection is down or its table is gone.
+        const failingFeed = (failures: number, retryable: boolean) => {
+          let left = failures
+          return EventStore.EventStore.of({
+            ...store,
+            readAll: (options) =>
+              left-- > 0
+                ? Effect.fail(new Errors.StoreError({ operation: "readAll", reason: "injected", retryable }))
+                : store.readAll(options)
+          })
+        }
+        const seen = yield* Ref.make(0)
+        const transient = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          storeRetry: Schedule.spaced("10 millis"),
+          handler: () => Ref.update(seen, (n) => n + 1)
+        }).pipe(Effect.provideService(EventStore.EventStore, failingFeed(3, true)))
+        const running = yield* Effect.forkScoped(transient.run)
+        yield* transient.waitFor(last)
+        assert.strictEqual(yield* Ref.get(seen), 5)
+        yield* Fiber.interrupt(running)
+
+        const fatal = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          storeRetry: Schedule.spaced("10 millis"),
+          handler: () => Effect.void
+        }).pipe(Effect.provideService(EventStore.EventStore, failingFeed(1_000, false)))
+        const error = yield* fatal.run.pipe(Effect.flip, Effect.timeout("10 seconds"))
+        assert.strictEqual(error._tag, "StoreError")
+        assert.strictEqual((yield* fatal.status).phase, "failed")
+      }).pipe(Effect.scoped))
   })

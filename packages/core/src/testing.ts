@@ -17,3 +17,5 @@ export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
 export * as SubscriptionContract from "./SubscriptionContract.js"
 /** @since 0.1.0 */
 export * as OutboxContract from "./OutboxContract.js"
+/** @since 0.1.0 */
+export * as EventStoreInputContract from "./EventStoreInputContract.js"

@@ -1,7 +1,16 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Aggregate, CommandHandler, Decider, EventStore, ExpectedVersion, Position } from "@eventfold/core"
+import {
+  Aggregate,
+  CommandHandler,
+  ConcurrencyConflict,
+  Decider,
+  EventStore,
+  ExpectedVersion,
+  Position
+} from "@eventfold/core"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
@@ -328,4 +337,38 @@ describe("CommandHandler", () => {
       assert.strictEqual(handleError._tag, "InvalidInput")
       assert.strictEqual(calls.decide, 0)
     }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.effect("hands a conflict that only a new transaction can fix to the caller, without retrying it", () =>
+    Effect.gen(function*() {
+      const { aggregate, calls } = makeCounter()
+      for (const reason of ["transaction-order", "serialization"] as const) {
+        calls.decide = 0
+        // A store whose appends fail as they do inside a caller's transaction that is older than the stream's last
+        // append (PostgreSQL): retrying inside that transaction would fail the same way every time.
+        const refusing = Layer.effect(
+          EventStore.EventStore,
+          Effect.map(EventStore.EventStore, (store) => ({
+            ...store,
+            append: (options: EventStore.AppendOptions) =>
+              Effect.fail(
+                new ConcurrencyConflict({
+                  streamType: options.streamType,
+                  streamId: options.streamId,
+                  expected: options.expectedVersion ?? ExpectedVersion.Any,
+                  actual: 0,
+                  reason
+                })
+              )
+          }))
+        ).pipe(Layer.provide(EventStore.layerMemory))
+        const error = yield* CommandHandler.make(aggregate, { retry: Schedule.recurs(5) }).pipe(
+          Effect.flatMap((handler) => handler.handle("c-1", increment(1))),
+          Effect.flip,
+          Effect.provide(refusing)
+        )
+        assert.strictEqual(error._tag, "ConcurrencyConflict")
+        assert.isTrue(error._tag === "ConcurrencyConflict" && error.retriesTransaction && error.reason === reason)
+        assert.strictEqual(calls.decide, 1, reason)
+      }
+    }))
 })

@@ -18,6 +18,7 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as CheckpointStore from "@eventfold/core/CheckpointStore"
 import * as Errors from "@eventfold/core/Errors"
+import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Position from "@eventfold/core/Position"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
@@ -209,7 +210,8 @@ export const make = (
         VALUES (${letter.subscriptionId}, ${letter.eventId}::uuid, ${xid(letter.position)}::xid8, ${
         pos(letter.position)
       }::bigint,
-          ${letter.streamType}, ${letter.streamId}, ${letter.eventType}, ${letter.error}, ${letter.attempts})
+          ${letter.streamType}, ${letter.streamId}, ${letter.eventType},
+          ${EventValidation.sanitizeText(letter.error)}, ${letter.attempts})
         ON CONFLICT (subscription_id, event_id) DO NOTHING`.pipe(
         Effect.mapError(storeError("checkpoint.park")),
         Effect.asVoid

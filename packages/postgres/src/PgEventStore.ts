@@ -16,6 +16,7 @@ import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Clock from "effect/Clock"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -48,7 +49,7 @@ export interface Options {
 }
 
 const AppendRow = Schema.Struct({
-  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate"),
+  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate", "stale"),
   stream_version: Schema.NullOr(Schema.Number),
   transaction_id: Schema.NullOr(Schema.BigInt),
   global_position: Schema.NullOr(Schema.BigInt),
@@ -156,6 +157,13 @@ const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
   }
 }
 
+/** Runs a query on a pooled connection of its own, even when called inside a caller's transaction. */
+const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
+  Effect.mapInputContext(
+    effect,
+    (context: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(context)
+  )
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
@@ -231,20 +239,21 @@ export const make = (
             new Errors.DuplicateEvent({ eventId: id, streamType: req.streamType, streamId: req.streamId })
           )
         }
-        if (info.code === "23505" && info.constraint === "events_stream_version_key") {
-          return currentVersion(req.streamType, req.streamId).pipe(
-            Effect.mapError(storeError("append")),
-            Effect.flatMap((actual) =>
-              Effect.fail(
-                new Errors.ConcurrencyConflict({
-                  streamType: req.streamType,
-                  streamId: req.streamId,
-                  expected: req.expectedVersion,
-                  actual
-                })
-              )
-            )
-          )
+        const serialization = info.code === "40001"
+        if (serialization || (info.code === "23505" && info.constraint === "events_stream_version_key")) {
+          // A serialization failure aborted the caller's transaction: read the actual version outside it.
+          const read = currentVersion(req.streamType, req.streamId)
+          const actual = (serialization ? outsideTransaction(read) : read).pipe(Effect.mapError(storeError("append")))
+          return Effect.flatMap(actual, (actual) =>
+            Effect.fail(
+              new Errors.ConcurrencyConflict({
+                streamType: req.streamType,
+                streamId: req.streamId,
+                expected: req.expectedVersion,
+                actual,
+                ...(serialization ? { reason: "serialization" as const } : {})
+              })
+            ))
         }
         return Effect.fail(storeError("append")(error))
       }
@@ -282,6 +291,16 @@ export const make = (
                   case "conflict":
                     return Effect.fail(
                       new Errors.ConcurrencyConflict({ ...ref, expected, actual: row.stream_version ?? 0 })
+                    )
+                  case "stale":
+                    // Only a caller's transaction that wrote before the stream's last append committed gets here.
+                    return Effect.fail(
+                      new Errors.ConcurrencyConflict({
+                        ...ref,
+                        expected,
+                        actual: row.stream_version ?? 0,
+                        reason: "transaction-order"
+                      })
                     )
                   case "duplicate":
                     return Effect.fail(
@@ -341,7 +360,7 @@ export const make = (
 
     const readAll = (readOptions: EventStore.ReadAllOptions = {}) =>
       Effect.gen(function*() {
-        const limit = yield* prepare.validateLimit(readOptions.limit, 1000)
+        const limit = yield* prepare.validateReadAll(readOptions, 1000)
         const after = readOptions.after ?? Position.start
         const filters = [
           readOptions.eventTypes ? sql`AND event_type = ANY(${readOptions.eventTypes}::text[])` : sql``,

@@ -1,6 +1,8 @@
 /**
  * Applies eventfold's SQL schema (the files in `migrations/`) through `@effect/sql`'s Migrator, with a private
- * migrations table per schema. Safe to run twice, and from several processes at once.
+ * migrations table per schema. Safe to run twice, and from several processes at once. Migrating needs the rights of
+ * the tables' owner; once nothing is pending, `run` only reads the migrations table, so the least-privilege
+ * application role (`PgRoles`) may keep `PgMigrations.layer` in its Layers.
  *
  * @since 0.1.0
  */
@@ -12,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { migrations as files } from "./internal/migrations.js"
 import * as internal from "./internal/sql.js"
+import * as PgRoles from "./PgRoles.js"
 
 /**
  * @since 0.1.0
@@ -66,6 +69,17 @@ export const run = (
     const loader = Migrator.fromRecord(
       Object.fromEntries(files.map((f) => [`${f.id}_${f.name}`, sql.unsafe(render(f.sql, schema)).raw]))
     )
+    // Nothing pending: touch no DDL, so a role without DDL rights (PgRoles) can run this at startup. The probe runs in
+    // its own (sub)transaction, so that failing it cannot abort a caller's transaction.
+    const latest = Math.max(...files.map((f) => f.id))
+    const upToDate = yield* sql.withTransaction(
+      sql<{ readonly latest: number | null }>`SELECT max(migration_id) AS latest FROM ${sql(table)}`
+    ).pipe(
+      Effect.map((rows) => (rows[0]?.latest ?? 0) >= latest),
+      // Missing table, missing schema or no right to read it: the full path below migrates or says why it cannot.
+      Effect.orElseSucceed(() => false)
+    )
+    if (upToDate) return []
     const migrate = Effect.gen(function*() {
       // One migrator per schema at a time, across processes; the lock ends with the transaction.
       yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${`eventfold.migrations:${schema}`}, 0))`
@@ -80,23 +94,57 @@ export const run = (
     })
     return yield* sql.withTransaction(migrate).pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(internal.toStoreError("migrate", schema)(e))),
-      Effect.catchTag("MigrationError", (e) =>
-        Effect.fail(new Errors.StoreError({ operation: "migrate", reason: e.message, cause: e }))),
+      Effect.catchTag(
+        "MigrationError",
+        (e) => Effect.fail(new Errors.StoreError({ operation: "migrate", reason: e.message, cause: e }))
+      ),
       // The Migrator turns a failing migration into a defect; it is a database failure, so make it typed again.
-      Effect.catchAllDefect((defect) =>
-        Effect.fail(
+      Effect.catchAllDefect((defect) => {
+        const code = defect instanceof Migrator.MigrationError ? sqlState(defect.cause) : undefined
+        return Effect.fail(
           new Errors.StoreError({
             operation: "migrate",
             reason: defect instanceof Migrator.MigrationError
               ? `${defect.message}: ${errorText(defect.cause)}`
               : Cause.pretty(Cause.die(defect)),
+            retryable: code !== undefined && internal.isRetryableCode(code),
+            ...(code !== undefined ? { code } : {}),
             cause: defect
           })
         )
-      ),
+      }),
+      Effect.mapError(withAdvice(schema)),
       Effect.withSpan("PgMigrations.run", { attributes: { schema } })
     )
   })
+
+/** What to do about the two failures a migration can meet that are not bugs in it. */
+const withAdvice =
+  (schema: string) => <E extends Errors.StoreError | Errors.InvalidInput>(error: E): E | Errors.StoreError => {
+    if (error._tag !== "StoreError") return error
+    const advice = error.code === "42501"
+      ? `The connection's role may not change schema "${schema}": apply migrations as the owner of its tables (psql or ` +
+        `PgMigrations.run on an owner's connection), and give the application role only migrations/grants.sql ` +
+        `(PgRoles.grantApplicationRole). As that role, PgMigrations.run is a no-op once nothing is pending`
+      : error.code === PgRoles.EVENT_MUTATION_REFUSED
+      ? `Events are append-only: a migration that rewrites events must SET LOCAL ${PgRoles.ALLOW_EVENT_MUTATION} = 'on'`
+      : undefined
+    if (advice === undefined) return error
+    return new Errors.StoreError({
+      operation: error.operation,
+      reason: `${error.reason}. ${advice}`,
+      retryable: error.retryable,
+      code: error.code,
+      cause: error.cause
+    })
+  }
+
+const sqlState = (u: unknown): string | undefined => {
+  const inner = typeof u === "object" && u !== null && "cause" in u ? u.cause : undefined
+  return typeof inner === "object" && inner !== null && "code" in inner && typeof inner.code === "string"
+    ? inner.code
+    : undefined
+}
 
 const errorText = (u: unknown): string => {
   if (typeof u === "object" && u !== null && "cause" in u) {

@@ -10,6 +10,7 @@
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as Errors from "@eventfold/core/Errors"
+import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -232,7 +233,9 @@ export const make = (
       const dead = Option.isNone(retryIn)
       const delay = Option.match(retryIn, { onNone: () => 0, onSome: millis })
       return sql`UPDATE ${outbox}
-          SET retry_count = retry_count + 1, last_error = ${error}, claimed_by = NULL, claimed_until = NULL,
+          SET retry_count = retry_count + 1, last_error = ${
+        EventValidation.sanitizeText(error)
+      }, claimed_by = NULL, claimed_until = NULL,
               status = CASE WHEN ${dead} THEN 'failed' ELSE 'pending' END,
               next_attempt_at = CASE WHEN ${dead} THEN next_attempt_at
                                      ELSE now() + ${delay} * interval '1 millisecond' END

@@ -16,12 +16,13 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlError from "@effect/sql/SqlError"
 import type * as CheckpointStore from "@eventfold/core/CheckpointStore"
-import * as Errors from "@eventfold/core/Errors"
+import type * as Errors from "@eventfold/core/Errors"
 import type * as EventStore from "@eventfold/core/EventStore"
 import type * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Subscription from "@eventfold/core/Subscription"
-import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as internal from "./internal/sql.js"
+import * as PgTransaction from "./PgTransaction.js"
 
 /**
  * A subscription's options without `transaction`, which the projection supplies.
@@ -31,24 +32,19 @@ import * as Effect from "effect/Effect"
  */
 export interface Options<E, R> extends Omit<Subscription.Options<E, R>, "transaction"> {}
 
-const storeError = (cause: SqlError.SqlError) =>
-  new Errors.StoreError({ operation: "projection.transaction", reason: cause.message, cause })
-
 /**
- * `sql.withTransaction` with its failures typed: @effect/sql turns a failed COMMIT into a defect, which here is a
- * database failure like any other (the subscription claims again and resumes from the stored checkpoint).
+ * `PgTransaction.withTransaction` on `sql`, with the handler's own SQL failures typed as well: a failed query or
+ * COMMIT is a database failure like any other (the subscription claims again and resumes from the stored
+ * checkpoint).
  *
  * @since 0.1.0
  * @category utils
  */
 export const transaction = (sql: SqlClient.SqlClient): Subscription.Transaction => (effect) =>
-  sql.withTransaction(effect).pipe(
-    Effect.catchIf(
-      (e): e is SqlError.SqlError => e instanceof SqlError.SqlError,
-      (e) => Effect.fail(storeError(e))
-    ),
-    Effect.catchAllDefect((defect) =>
-      defect instanceof SqlError.SqlError ? Effect.fail(storeError(defect)) : Effect.failCause(Cause.die(defect))
+  PgTransaction.withTransaction(effect).pipe(
+    Effect.provideService(SqlClient.SqlClient, sql),
+    Effect.mapError((e) =>
+      e instanceof SqlError.SqlError ? internal.toStoreError("projection.transaction", "eventfold")(e) : e
     )
   )
 
@@ -76,6 +72,6 @@ export const run = <E, R>(
   options: Options<E, R>
 ): Effect.Effect<
   never,
-  Subscription.SubscriptionStopped | Errors.InvalidInput,
+  Subscription.SubscriptionStopped | Errors.InvalidInput | Errors.StoreError,
   EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | SqlClient.SqlClient | R
 > => Effect.flatMap(make(options), (projection) => projection.run)

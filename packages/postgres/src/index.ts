@@ -12,6 +12,8 @@ export * as PgEmbedded from "./PgEmbedded.js"
 export * as PgEventStore from "./PgEventStore.js"
 /** @since 0.1.0 */
 export * as PgMigrations from "./PgMigrations.js"
+/** @since 0.2.0 */
+export * as PgRoles from "./PgRoles.js"
 /** @since 0.1.0 */
 export * as PgTest from "./PgTest.js"
 /** @since 0.1.0 */
@@ -24,3 +26,5 @@ export * as PgFeedNotifier from "./PgFeedNotifier.js"
 export * as PgProjection from "./PgProjection.js"
 /** @since 0.1.0 */
 export * as PgOutbox from "./PgOutbox.js"
+/** @since 0.2.0 */
+export * as PgTransaction from "./PgTransaction.js"

@@ -1,4 +1,5 @@
-import { EventStoreContract } from "@eventfold/core/testing"
+import { EventStoreContract, EventStoreInputContract } from "@eventfold/core/testing"
 import { PgTest } from "@eventfold/postgres"
 
 EventStoreContract.suite(`postgres (${PgTest.serverLabel()})`, PgTest.layerEventStore())
+EventStoreInputContract.suite(`postgres (${PgTest.serverLabel()})`, PgTest.layerEventStore(), { numRuns: 50 })

@@ -260,16 +260,18 @@ describe(`OutboxRelay process crash (${PgTest.serverLabel()})`, () => {
     "a relay process SIGKILLed mid-batch and restarted publishes every event at least once",
     () =>
       Effect.scoped(Effect.gen(function*() {
-        const url = yield* PgTest.freshDatabase
-        yield* Effect.gen(function*() {
-          const sql = yield* SqlClient.SqlClient
-          yield* sql`CREATE TABLE relay_published (
+        const { adminUrl, url } = yield* PgTest.freshDatabase()
+        // The publisher's table belongs to the application's owner; the relays write it as the least-privilege role.
+        yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+          sql`CREATE TABLE relay_published (
           seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
           event_id uuid NOT NULL,
           stream_id text NOT NULL,
           version integer NOT NULL,
           relay_id text NOT NULL
-        )`
+        )`).pipe(Effect.provide(PgDatabase.layer({ url: adminUrl, maxConnections: 1 })))
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
           const store = yield* EventStore.EventStore
           const streams = 8
           const perStream = 40

@@ -3,7 +3,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it, layer } from "@effect/vitest"
 import { Aggregate, CommandHandler, Decider, EventStore } from "@eventfold/core"
-import { PgDatabase, PgEventStore, PgMigrations, PgTest } from "@eventfold/postgres"
+import { PgDatabase, PgEventStore, PgMigrations, PgRoles, PgTest } from "@eventfold/postgres"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -35,7 +35,13 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
         const sql = yield* SqlClient.SqlClient
-        yield* sql`CREATE TABLE IF NOT EXISTS public.audit (note text NOT NULL)`
+        // The application's own table, created by its owner; the test's least-privilege role may write to it.
+        yield* PgTest.asAdmin(
+          Effect.flatMap(
+            SqlClient.SqlClient,
+            (admin) => admin`CREATE TABLE IF NOT EXISTS public.audit (note text NOT NULL)`
+          )
+        )
         const ref = { streamType: "Tx", streamId: crypto.randomUUID() }
 
         const failed = yield* sql.withTransaction(
@@ -202,18 +208,20 @@ describe("failures are typed and bounded", () => {
       assert.include(error.message, "eventfold.streams")
       assert.include(error.message, "eventfold.events")
       assert.include(error.message, "PgMigrations")
-      // After migrating, the same Layer builds.
-      yield* PgMigrations.run()
+      // After the owner migrates and grants, the same Layer builds for the application role.
+      const [me] = yield* Effect.flatMap(
+        SqlClient.SqlClient,
+        (sql) => sql<{ role: string }>`SELECT current_user AS role`
+      )
+      yield* PgTest.asAdmin(Effect.zipRight(PgMigrations.run(), PgRoles.grantApplicationRole({ role: me!.role })))
       const store = yield* Layer.build(PgEventStore.layer()).pipe(Effect.map((ctx) => ctx.unsafeMap.size))
       assert.isAbove(store, 0)
-    }).pipe(Effect.scoped, Effect.provide(PgTest.layerClient())))
+    }).pipe(Effect.scoped, Effect.provide(PgTest.layerClient({ migrate: false }))))
 
   it.scopedLive("dropping a table under a running store gives a typed StoreError with migration advice", () =>
     Effect.gen(function*() {
-      yield* PgMigrations.run({ schema: "dropped" })
       const store = yield* PgEventStore.make({ schema: "dropped" })
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`DROP TABLE dropped.events CASCADE`
+      yield* PgTest.asAdmin(Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP TABLE dropped.events CASCADE`))
       const error = yield* Effect.flip(
         store.append({ streamType: "X", streamId: "1", events: [{ type: "E", payload: {} }] })
       )
@@ -221,5 +229,5 @@ describe("failures are typed and bounded", () => {
       assert.include(error.message, "PgMigrations.run")
       const readError = yield* Effect.flip(store.readAll())
       assert.strictEqual(readError._tag, "StoreError")
-    }).pipe(Effect.provide(PgTest.layerClient())))
+    }).pipe(Effect.provide(PgTest.layerClient({ schema: "dropped" }))))
 })

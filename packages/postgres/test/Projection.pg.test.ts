@@ -3,7 +3,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore } from "@eventfold/core"
-import { PgDatabase, PgEventStore, PgMigrations, PgTest } from "@eventfold/postgres"
+import { PgDatabase, PgEventStore, PgTest } from "@eventfold/postgres"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -74,23 +74,25 @@ const spawnWorker = (
       })
   )
 
-/** A fresh, migrated database with a read-model table; `f` gets its URL for the child processes. */
+/**
+ * A fresh, migrated database with a read-model table, created by its owner; `f` gets the least-privilege role's URL
+ * for the child processes and runs as that role.
+ */
 const withDatabase = <A, E>(
   f: (url: string) => Effect.Effect<A, E, EventStore.EventStore | SqlClient.SqlClient | Scope.Scope>
 ) =>
   Effect.scoped(Effect.gen(function*() {
-    const url = yield* PgTest.freshDatabase
-    return yield* Effect.gen(function*() {
-      yield* PgMigrations.run()
-      const sql = yield* SqlClient.SqlClient
-      yield* sql`CREATE TABLE rm_applied (
+    const { adminUrl, url } = yield* PgTest.freshDatabase()
+    yield* Effect.flatMap(SqlClient.SqlClient, (sql) =>
+      sql`CREATE TABLE rm_applied (
         event_id uuid PRIMARY KEY,
         n integer NOT NULL UNIQUE,
         owner text NOT NULL,
         applied_count integer NOT NULL
-      )`
-      return yield* Effect.provide(f(url), PgEventStore.layer())
-    }).pipe(Effect.provide(PgDatabase.layer({ url, maxConnections: 8 })))
+      )`).pipe(Effect.provide(PgDatabase.layer({ url: adminUrl, maxConnections: 1 })))
+    return yield* Effect.provide(f(url), PgEventStore.layer()).pipe(
+      Effect.provide(PgDatabase.layer({ url, maxConnections: 8 }))
+    )
   }))
 
 const appendNumbered = (from: number, count: number) =>

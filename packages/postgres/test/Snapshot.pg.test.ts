@@ -161,7 +161,7 @@ layer(StoresLive, { excludeTestServices: true, timeout: "120 seconds" })(
     it.effect("on a database without the snapshots table the Layer fails at startup, naming the table", () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(
-          PgSnapshotStore.make().pipe(Effect.provide(PgTest.layerClient({ maxConnections: 2 })))
+          PgSnapshotStore.make().pipe(Effect.provide(PgTest.layerClient({ maxConnections: 2, migrate: false })))
         )
         assert.strictEqual(error._tag, "StoreError")
         assert.include(error._tag === "StoreError" ? error.reason : "", "eventfold.snapshots")
@@ -207,12 +207,19 @@ layer(StoresLive, { excludeTestServices: true, timeout: "120 seconds" })(
       Effect.gen(function*() {
         const sql = yield* SqlClient.SqlClient
         const store = yield* EventStore.EventStore
-        yield* sql`CREATE OR REPLACE FUNCTION eventfold.refuse_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$
-          BEGIN RAISE EXCEPTION 'snapshots refused for %', NEW.stream_type USING ERRCODE = '42501'; END $$`
-        yield* sql`CREATE TRIGGER refuse_snapshot BEFORE INSERT OR UPDATE ON eventfold.snapshots FOR EACH ROW
-          WHEN (NEW.stream_type LIKE 'Refused-%') EXECUTE FUNCTION eventfold.refuse_snapshot()`
+        // Only the tables' owner may add a trigger.
+        yield* PgTest.asAdmin(Effect.flatMap(SqlClient.SqlClient, (admin) =>
+          Effect.zipRight(
+            admin`CREATE OR REPLACE FUNCTION eventfold.refuse_snapshot() RETURNS trigger LANGUAGE plpgsql AS $$
+              BEGIN RAISE EXCEPTION 'snapshots refused for %', NEW.stream_type USING ERRCODE = '42501'; END $$`,
+            admin`CREATE TRIGGER refuse_snapshot BEFORE INSERT OR UPDATE ON eventfold.snapshots FOR EACH ROW
+              WHEN (NEW.stream_type LIKE 'Refused-%') EXECUTE FUNCTION eventfold.refuse_snapshot()`
+          )))
         yield* Effect.addFinalizer(() =>
-          sql`DROP TRIGGER IF EXISTS refuse_snapshot ON eventfold.snapshots`.pipe(Effect.orDie)
+          PgTest.asAdmin(
+            Effect.flatMap(SqlClient.SqlClient, (admin) =>
+              admin`DROP TRIGGER IF EXISTS refuse_snapshot ON eventfold.snapshots`)
+          ).pipe(Effect.orDie)
         )
         const aggregate = ledger({ every: 1, schemaVersion: 1 }, `Refused-${crypto.randomUUID()}`)
         const handler = yield* CommandHandler.make(aggregate)

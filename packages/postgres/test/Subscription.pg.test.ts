@@ -23,6 +23,10 @@ SubscriptionContract.suite(`postgres (${PgTest.serverLabel()})`, runtime())
 
 const unique = (prefix: string) => `${prefix}-${crypto.randomUUID()}`
 
+// A read-model table is the application's own: its owner creates it, and the tests' least-privilege role writes it.
+const asOwner = <A, E>(f: (admin: SqlClient.SqlClient) => Effect.Effect<A, E>) =>
+  PgTest.asAdmin(Effect.flatMap(SqlClient.SqlClient, f))
+
 layer(runtime(), { excludeTestServices: true, timeout: "120 seconds" })(
   `Subscription on PostgreSQL (${PgTest.serverLabel()})`,
   (it) => {
@@ -117,9 +121,9 @@ layer(runtime(), { excludeTestServices: true, timeout: "120 seconds" })(
         const streamType = unique("Stale")
         const id = unique("projection")
         const table = `rm_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`
-        yield* sql`CREATE TABLE ${
-          sql(table)
-        } (event_id uuid PRIMARY KEY, owner text NOT NULL, applied integer NOT NULL)`
+        yield* asOwner((admin) =>
+          admin`CREATE TABLE ${admin(table)} (event_id uuid PRIMARY KEY, owner text NOT NULL, applied integer NOT NULL)`
+        )
         const apply = (owner: string, eventId: string) =>
           sql`INSERT INTO ${sql(table)} (event_id, owner, applied) VALUES (${eventId}::uuid, ${owner}, 1)
             ON CONFLICT (event_id) DO UPDATE SET applied = ${sql(table)}.applied + 1, owner = EXCLUDED.owner`
@@ -179,7 +183,9 @@ layer(runtime(), { excludeTestServices: true, timeout: "120 seconds" })(
         const sql = yield* SqlClient.SqlClient
         const streamType = unique("Poison")
         const table = `rm_${crypto.randomUUID().replace(/-/g, "").slice(0, 12)}`
-        yield* sql`CREATE TABLE ${sql(table)} (n integer PRIMARY KEY, attempts integer NOT NULL DEFAULT 1)`
+        yield* asOwner((admin) =>
+          admin`CREATE TABLE ${admin(table)} (n integer PRIMARY KEY, attempts integer NOT NULL DEFAULT 1)`
+        )
         const id = unique("projection")
         const projection = yield* PgProjection.make({
           id,

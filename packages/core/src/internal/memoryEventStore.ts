@@ -142,7 +142,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
     }
 
     const readAll = (options: EventStore.ReadAllOptions = {}) =>
-      Effect.map(prepare.validateLimit(options.limit, 1000), (limit) => {
+      Effect.map(prepare.validateReadAll(options, 1000), (limit) => {
         const eventTypes = options.eventTypes ? new Set(options.eventTypes) : undefined
         const streamTypes = options.streamTypes ? new Set(options.streamTypes) : undefined
         const out: Array<RecordedEvent.RecordedEvent> = []

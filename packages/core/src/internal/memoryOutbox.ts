@@ -5,6 +5,7 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import * as EventValidation from "../EventValidation.js"
 import type * as Outbox from "../Outbox.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 
@@ -158,7 +159,7 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
       const r = rows.find((row) => row.entry.id === id)
       if (!r || !held(relayId)(r)) return false
       r.retryCount += 1
-      r.lastError = error
+      r.lastError = EventValidation.sanitizeText(error)
       r.claimedBy = null
       r.claimedUntil = null
       if (Option.isSome(retryIn)) r.nextAttemptAt = now + Duration.toMillis(retryIn.value)

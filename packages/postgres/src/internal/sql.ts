@@ -41,20 +41,51 @@ export const pgError = (error: SqlError.SqlError): PgErrorInfo => {
   return { code: str("code"), constraint: str("constraint"), detail: str("detail"), message: str("message") }
 }
 
-/** @internal Turns an SqlError into a StoreError that says what to do about it. */
+/**
+ * @internal Whether retrying can help with a failure of this SQLSTATE or driver code: a lost or refused connection,
+ * a deadlock or serialization failure, a timeout, an overloaded or restarting server. Anything else (a missing table,
+ * a permission, bad input, a corrupt row) fails the same way again.
+ */
+export const isRetryableCode = (code: string | undefined): boolean => {
+  if (code === undefined) return false
+  // Node's socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ...): the server is unreachable for now.
+  if (/^E[A-Z]+$/.test(code)) return true
+  return code.startsWith("08") || // connection exception
+    code === "40001" || code === "40P01" || // serialization failure, deadlock
+    code.startsWith("53") || // insufficient resources (too many connections, out of memory, disk full)
+    code === "55P03" || code === "57014" || // lock not available (lock_timeout), query canceled (statement_timeout)
+    code === "57P01" || code === "57P02" || code === "57P03" // admin/crash shutdown, cannot connect now
+}
+
+/** Driver failures that carry no code but say the connection is gone. */
+const CONNECTION_LOST =
+  /connection terminated|connection error|failed to acquire connection|timeout exceeded when trying to connect|ECONNRE/i
+
+/** @internal Whether retrying can help with this SqlError. */
+export const isRetryable = (error: SqlError.SqlError): boolean => {
+  const info = pgError(error)
+  return info.code !== undefined
+    ? isRetryableCode(info.code)
+    : CONNECTION_LOST.test(`${info.message ?? ""} ${error.message}`)
+}
+
+/** @internal Turns an SqlError into a classified StoreError that says what to do about it. */
 export const toStoreError = (operation: string, schema: string) => (error: SqlError.SqlError): Errors.StoreError => {
   const info = pgError(error)
   const detail = info.message ?? error.message
+  const code = info.code !== undefined ? { code: info.code } : {}
   if (info.code === "42P01" || info.code === "42883" || info.code === "3F000") {
     return new Errors.StoreError({
       operation,
       reason:
         `${detail}. The eventfold schema "${schema}" is not migrated: run PgMigrations.run({ schema: "${schema}" }) ` +
         `or psql -v schema=${schema} -f migrations/<file>.sql for each file in order`,
+      retryable: false,
+      ...code,
       cause: error
     })
   }
-  return new Errors.StoreError({ operation, reason: detail, cause: error })
+  return new Errors.StoreError({ operation, reason: detail, retryable: isRetryable(error), ...code, cause: error })
 }
 
 /** @internal Checks that the tables a Layer needs exist, so a missing migration fails at startup with advice. */
@@ -81,5 +112,8 @@ export const requireTables = (
     })
   )
 
-/** @internal The NOTIFY channel on which appends to a schema send their wake-up hint. */
-export const eventsChannel = (schema: string): string => `${schema}_events`
+/**
+ * @internal The NOTIFY channel on which appends to a schema send their wake-up hint: the schema name cut to 56
+ * bytes (schema names are ASCII) plus "_events", within PostgreSQL's 63-byte limit. `append_events` builds the same.
+ */
+export const eventsChannel = (schema: string): string => `${schema.slice(0, 56)}_events`

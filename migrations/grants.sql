@@ -1,0 +1,34 @@
+-- eventfold: the least-privilege application role. Not a migration: a DBA runs it, as the owner of the schema's
+-- tables, after the migrations (and again after each upgrade; every statement is safe to repeat).
+-- Apply with psql:  psql "$DATABASE_URL" -1 -v schema=eventfold -v role=app -f migrations/grants.sql
+-- The role must exist already (CREATE ROLE app LOGIN PASSWORD '...'); PgRoles.grantApplicationRole applies the same
+-- text, substituting :"schema" and :"role".
+--
+-- What the role gets is exactly what the library does at run time. It gets no DDL (no CREATE on the schema, no
+-- ownership) and no UPDATE, DELETE or TRUNCATE on events: the only way to write an event is to append one. Identity
+-- columns need no grant on their sequences, and append_events runs with the caller's privileges (SECURITY INVOKER),
+-- so the table grants below are also what it needs: an `Any` append upserts the stream row, hence UPDATE on streams.
+\set ON_ERROR_STOP on
+\if :{?schema}
+\else
+\set schema eventfold
+\endif
+\if :{?role}
+\else
+\warn 'grants.sql needs the application role: psql -v role=<name> [-v schema=eventfold] -f migrations/grants.sql'
+\set role ''
+\endif
+
+GRANT USAGE ON SCHEMA :"schema" TO :"role";
+-- Reads: every table in the schema, eventfold_migrations included when the library migrated it (PgMigrations.run
+-- then only reads it, so a role that starts with PgMigrations.layer needs no DDL once nothing is pending).
+GRANT SELECT ON ALL TABLES IN SCHEMA :"schema" TO :"role";
+-- Writes: appends (an `Any` append upserts the stream row), snapshots, the outbox (DELETE: cleanup of published
+-- rows), checkpoints and dead letters.
+GRANT INSERT ON :"schema".events TO :"role";
+GRANT INSERT, UPDATE ON :"schema".streams TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".append_events TO :"role";
+GRANT INSERT, UPDATE, DELETE ON :"schema".snapshots TO :"role";
+GRANT INSERT, UPDATE, DELETE ON :"schema".outbox TO :"role";
+GRANT INSERT, UPDATE ON :"schema".checkpoints TO :"role";
+GRANT INSERT ON :"schema".dead_letters TO :"role";
