@@ -183,7 +183,10 @@ export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
     }
   })
 
-type Runtime = ManagedRuntime.ManagedRuntime<PgClient.PgClient | SqlClient.SqlClient, Errors.StoreError>
+type Runtime = ManagedRuntime.ManagedRuntime<
+  PgClient.PgClient | SqlClient.SqlClient,
+  Errors.StoreError | Errors.InvalidInput
+>
 type Store = EventStore.EventStore["Type"]
 
 const measureOptions = (workers: number): util.ThroughputOptions => ({

@@ -49,7 +49,7 @@ export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
   util.withDatabase(ctx.serverUrl, "eventfold_bench_outbox", async (database) => {
     const server = await util.describeServer(database.url)
     const runtime = ManagedRuntime.make(
-      PgEventStore.layer().pipe(
+      PgEventStore.layer({ outbox: true }).pipe(
         Layer.provideMerge(PgOutbox.layer()),
         Layer.provide(PgMigrations.layer()),
         Layer.provideMerge(

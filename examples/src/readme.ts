@@ -1,7 +1,7 @@
-// The README's example, kept compiling by `npm run typecheck` (README.md quotes this file).
-import { Aggregate, CommandHandler, Decider } from "@eventfold/core"
-import { PgDatabase, PgEventStore, PgMigrations } from "@eventfold/postgres"
-import { Effect, Layer, Schema } from "effect"
+// The README's example, kept compiling by `npm run typecheck` and run by examples/test/readme.test.ts.
+import { Aggregate, CommandHandler, Decider, MemoryEventfold } from "@eventfold/core"
+import { PgEventfold } from "@eventfold/postgres"
+import { Effect, Schema } from "effect"
 
 class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number }) {}
 class Overdrawn extends Schema.TaggedError<Overdrawn>()("Overdrawn", { balance: Schema.Number }) {}
@@ -21,10 +21,10 @@ const program = Effect.gen(function*() {
   const accounts = yield* CommandHandler.make(Account) // load → decide → append, retrying on ConcurrencyConflict
   const { state, version } = yield* accounts.handle("acc-1", 100)
   yield* Effect.log(`balance ${state} at version ${version}`)
+  return { state, version }
 })
 
-const Db = PgDatabase.layerConfig() // DATABASE_URL
-/** The program with its PostgreSQL Layers; `Effect.runPromise(runnable)` runs it against DATABASE_URL. */
-export const runnable = program.pipe(
-  Effect.provide(PgEventStore.layer().pipe(Layer.provide(PgMigrations.layer()), Layer.provide(Db)))
-)
+/** Against PostgreSQL: DATABASE_URL, EVENTFOLD_SCHEMA, ... (migrates at startup). */
+export const runnable = program.pipe(Effect.provide(PgEventfold.layerConfig()))
+/** The same program in memory, for tests. */
+export const inMemory = program.pipe(Effect.provide(MemoryEventfold.layer()))

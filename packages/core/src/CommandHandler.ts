@@ -4,6 +4,9 @@
  * transaction can fix (`retriesTransaction`: a caller's transaction that is older than the stream's last append, or
  * a serialization failure) is handed to the caller, who retries the whole transaction.
  *
+ * With an `idempotencyKey`, a command is applied once however often it is repeated (a client's retry after a
+ * timeout, a redelivered message): its event ids are derived from the key, and a repeat returns the first result.
+ *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
@@ -18,9 +21,12 @@ import type * as Aggregate from "./Aggregate.js"
 import * as Errors from "./Errors.js"
 import * as EventMetadata from "./EventMetadata.js"
 import * as EventStore from "./EventStore.js"
+import * as EventValidation from "./EventValidation.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as idempotency from "./internal/idempotency.js"
 import * as loader from "./internal/load.js"
 import type * as Position from "./Position.js"
+import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
 
 /**
@@ -35,6 +41,15 @@ export interface HandleOptions {
   readonly expectedVersion?: ExpectedVersion.ExpectedVersion | undefined
   /** Metadata for every appended event. A missing correlation id is generated, one per command. */
   readonly metadata?: EventMetadata.EventMetadata | undefined
+  /**
+   * Applies the command once per key and stream, however often it is repeated (an HTTP `Idempotency-Key`, a message
+   * id): the event ids are derived from the stream and the key, and a repeat, also a concurrent one, writes nothing
+   * and returns the first result (its events, ids, version and position, and the state they left) without deciding
+   * again. The same key with a different command fails with `IdempotencyKeyReused`. A command that decides no events
+   * records nothing under its key, so a repeat decides again, on the state of its time. The events carry the key and
+   * a SHA-256 of the command in their metadata headers (`eventfold-idempotency-key`, `eventfold-command-sha256`).
+   */
+  readonly idempotencyKey?: string | undefined
 }
 
 /**
@@ -44,9 +59,14 @@ export interface HandleOptions {
 export interface HandleResult<State, Event> {
   /** The events the command produced (empty when it decided nothing). */
   readonly events: ReadonlyArray<Event>
+  /** The ids of the appended events, in order (empty when it decided nothing). */
+  readonly eventIds: ReadonlyArray<string>
   readonly state: State
   readonly version: number
-  /** The feed position of the last appended event, for read-your-writes waits. */
+  /**
+   * The feed position of the last appended event (None when it decided nothing), for read-your-writes: pass the
+   * result to `Subscription.waitFor`, or combine several with `Position.latest`.
+   */
   readonly position: Option.Option<Position.Position>
 }
 
@@ -75,6 +95,7 @@ export type HandleError<DomainError> =
   | LoadError
   | EventStore.AppendError
   | Errors.EventEncodeError
+  | Errors.IdempotencyKeyReused
 
 /**
  * What a manual `snapshot(id)` can fail with.
@@ -98,7 +119,7 @@ export interface CommandHandler<State, Command, Event, DomainError> {
   /**
    * Snapshots the stream's current state now, whatever the policy's mode. Returns the stored snapshot, or None when
    * the stream does not exist or the store already holds one as new. Fails with `InvalidInput` when the aggregate
-   * has no snapshot policy or no `SnapshotStore` is in context.
+   * has no snapshot policy.
    */
   readonly snapshot: (id: string) => Effect.Effect<Option.Option<SnapshotStore.Snapshot>, SnapshotError>
 }
@@ -116,12 +137,13 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 )
 
 /**
- * Builds a handler over the `EventStore` in context. When the aggregate has a snapshot policy and a `SnapshotStore`
- * is in context, loads start from the latest usable snapshot, and an append that crosses a multiple of
- * `snapshot.every` writes one (inline before `handle` returns, or forked in "background" mode). A failed snapshot
- * write is logged and counted in `SnapshotStore.writeFailures`, never failing the command: events are the truth.
- * A background write is a daemon fiber; inside a caller's database transaction it is written inline instead, so it
- * commits or rolls back with the events it covers.
+ * Builds a handler over the `EventStore` in context. When the aggregate has a snapshot policy, loads start from the
+ * latest usable snapshot in the `SnapshotStore`, and an append that crosses a multiple of `snapshot.every` writes one
+ * (inline before `handle` returns, or forked in "background" mode). A failed snapshot write is logged and counted in
+ * `SnapshotStore.writeFailures`, never failing the command: events are the truth. A background write is a daemon
+ * fiber; inside a caller's database transaction it is written inline instead, so it commits or rolls back with the
+ * events it covers. A snapshot policy with no `SnapshotStore` in context fails with `SnapshotStoreMissing`, rather
+ * than replaying every stream from its first event unnoticed.
  *
  * @since 0.1.0
  * @category constructors
@@ -136,13 +158,23 @@ export const make = <
 >(
   aggregate: Aggregate.Aggregate<State, Command, Event, DomainError, EventEncoded, StateEncoded>,
   options?: { readonly retry?: Schedule.Schedule<unknown, unknown> | undefined }
-): Effect.Effect<CommandHandler<State, Command, Event, DomainError>, never, EventStore.EventStore> =>
+): Effect.Effect<
+  CommandHandler<State, Command, Event, DomainError>,
+  Errors.SnapshotStoreMissing,
+  EventStore.EventStore
+> =>
   Effect.gen(function*() {
     const store = yield* EventStore.EventStore
     const retry = options?.retry ?? defaultRetry
     const streamType = aggregate.name
     const snapshotStore = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
     const policy = aggregate.snapshot
+    if (policy && Option.isNone(snapshotStore)) {
+      return yield* new Errors.SnapshotStoreMissing({
+        aggregate: streamType,
+        provide: "a SnapshotStore (SnapshotStore.layerMemory or PgSnapshotStore.layer)"
+      })
+    }
     const stateSchema = aggregate.state
     const snapshots: loader.Snapshots<State> | undefined = Option.isSome(snapshotStore) && policy && stateSchema
       ? {
@@ -154,10 +186,11 @@ export const make = <
         encodeState: Schema.encodeEither(stateSchema)
       }
       : undefined
-    const load = (id: string): Effect.Effect<loader.Loaded<State>, LoadError> =>
+    // The current state, or with `until` the state the stream had at that version.
+    const load = (id: string, until?: number): Effect.Effect<loader.Loaded<State>, LoadError> =>
       snapshots
-        ? loader.loadWithSnapshot(store, snapshots, aggregate, id)
-        : loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 })
+        ? loader.loadWithSnapshot(store, snapshots, aggregate, id, until)
+        : loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 }, until)
 
     const writeSnapshot = (s: loader.Snapshots<State>, id: string, loaded: loader.Loaded<State>) =>
       Effect.gen(function*() {
@@ -204,12 +237,17 @@ export const make = <
       )
     }
 
+    // One load → decide → append. `fresh` says whether this attempt wrote its events (not an idempotent repeat).
     const attempt = (
       id: string,
       command: Command,
       handleOptions: HandleOptions | undefined,
-      metadata: EventMetadata.EventMetadata
-    ) =>
+      metadata: EventMetadata.EventMetadata,
+      key: Keyed | undefined
+    ): Effect.Effect<
+      { readonly handled: HandleResult<State, Event>; readonly fresh: boolean },
+      HandleError<DomainError>
+    > =>
       Effect.gen(function*() {
         const loaded = yield* load(id)
         const pinned = handleOptions?.expectedVersion
@@ -223,34 +261,116 @@ export const make = <
         }
         const events = yield* aggregate.decider.decide(command, loaded.state)
         if (events.length === 0) {
-          return { events, state: loaded.state, version: loaded.version, position: Option.none() }
+          const nothing = {
+            events,
+            eventIds: [],
+            state: loaded.state,
+            version: loaded.version,
+            position: Option.none()
+          }
+          return { handled: nothing, fresh: false }
         }
         const encoded = yield* Effect.forEach(events, aggregate.encodeEvent)
         const result = yield* store.append({
           streamType,
           streamId: id,
           expectedVersion: loaded.version === 0 ? ExpectedVersion.NoStream : ExpectedVersion.Exact(loaded.version),
-          events: encoded.map((e) => ({ type: e.type, payload: e.payload, metadata }))
+          events: encoded.map((e, i) => ({
+            type: e.type,
+            payload: e.payload,
+            metadata,
+            ...(key ? { eventId: idempotency.eventId(streamType, id, key.key, i) } : {})
+          }))
         })
         let state = loaded.state
         for (const event of events) state = aggregate.decider.evolve(state, event)
         const handled: HandleResult<State, Event> = {
           events,
+          eventIds: result.eventIds,
           state,
           version: result.version,
           position: Option.some(result.position)
         }
+        if (result.idempotent) return { handled, fresh: false }
         // The state after the append is exactly the fold of events 1..version: no read is needed to snapshot it.
-        return result.idempotent ? handled : yield* Effect.as(snapshotAfterAppend(id, loaded.version, handled), handled)
+        return yield* Effect.as(snapshotAfterAppend(id, loaded.version, handled), { handled, fresh: true })
       })
+
+    // The result a keyed command already has in the stream: its events read back by their derived ids, and the
+    // state they left. None when the key wrote nothing yet; `IdempotencyKeyReused` when another command wrote them.
+    const firstResult = (
+      id: string,
+      key: Keyed
+    ): Effect.Effect<Option.Option<HandleResult<State, Event>>, HandleError<DomainError>> =>
+      Effect.gen(function*() {
+        const found = yield* idempotency.findKeyed(store, { streamType, streamId: id }, key.key)
+        if (Option.isNone(found) || found.value.length === 0) return Option.none<HandleResult<State, Event>>()
+        const recorded = found.value
+        if (recorded[0]!.metadata.headers?.[idempotency.commandHeader] !== key.fingerprint) {
+          return yield* new Errors.IdempotencyKeyReused({ streamType, streamId: id, idempotencyKey: key.key })
+        }
+        const last = recorded[recorded.length - 1]!
+        const events = yield* Effect.forEach(recorded, aggregate.decodeEvent)
+        const { state } = yield* load(id, last.version)
+        return Option.some({
+          events,
+          eventIds: recorded.map((e) => e.eventId),
+          state,
+          version: last.version,
+          position: Option.some(RecordedEvent.position(last))
+        })
+      })
+
+    // A keyed command is decided only while its key has written nothing. Any outcome but a fresh append (an
+    // idempotent or duplicate append, a failed or empty decision on the newer state a concurrent repeat left, a
+    // conflict) may mean a repeat won the race: the stream is asked once more, and its first result wins.
+    const keyedAttempt = (
+      id: string,
+      command: Command,
+      handleOptions: HandleOptions | undefined,
+      metadata: EventMetadata.EventMetadata,
+      key: Keyed
+    ): Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>> => {
+      // A failure of this second look reports the original outcome, unless it proves the key was reused.
+      const orFirst = (otherwise: Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>>) =>
+        Effect.flatMap(
+          Effect.catchAll(
+            firstResult(id, key),
+            (e) =>
+              e instanceof Errors.IdempotencyKeyReused
+                ? Effect.fail(e)
+                : Effect.succeed(Option.none<HandleResult<State, Event>>())
+          ),
+          Option.match({ onNone: () => otherwise, onSome: Effect.succeed })
+        )
+      const decided = attempt(id, command, handleOptions, metadata, key).pipe(
+        Effect.matchEffect({
+          onFailure: (error) => orFirst(Effect.fail(error)),
+          onSuccess: ({ fresh, handled }) => fresh ? Effect.succeed(handled) : orFirst(Effect.succeed(handled))
+        })
+      )
+      return Effect.flatMap(firstResult(id, key), Option.match({ onNone: () => decided, onSome: Effect.succeed }))
+    }
 
     const handle = (id: string, command: Command, handleOptions?: HandleOptions) =>
       Effect.suspend(() => {
+        const idempotencyKey = handleOptions?.idempotencyKey
+        const key = idempotencyKey === undefined
+          ? undefined
+          : { key: idempotencyKey, fingerprint: idempotency.fingerprint(command) }
         // The generated id is merged last: a caller's `correlationId: undefined` must not erase it.
         const metadata = EventMetadata.merge(handleOptions?.metadata ?? EventMetadata.empty, {
-          correlationId: handleOptions?.metadata?.correlationId ?? crypto.randomUUID()
+          correlationId: handleOptions?.metadata?.correlationId ?? crypto.randomUUID(),
+          ...(key
+            ? { headers: { [idempotency.keyHeader]: key.key, [idempotency.commandHeader]: key.fingerprint } }
+            : {})
         })
-        const once = attempt(id, command, handleOptions, metadata)
+        const once = key
+          ? Effect.zipRight(
+            EventValidation.validateName("idempotencyKey", key.key),
+            keyedAttempt(id, command, handleOptions, metadata, key)
+          )
+          : Effect.map(attempt(id, command, handleOptions, metadata, undefined), ({ handled }) => handled)
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
         const pinned = handleOptions?.expectedVersion
         return pinned !== undefined && pinned._tag !== "Any"
@@ -262,9 +382,7 @@ export const make = <
       Effect.gen(function*() {
         if (!snapshots) {
           return yield* new Errors.InvalidInput({
-            reason: `CommandHandler.snapshot: aggregate ${streamType} has ${
-              aggregate.snapshot ? "no SnapshotStore in context" : "no snapshot policy"
-            }`
+            reason: `CommandHandler.snapshot: aggregate ${streamType} has no snapshot policy`
           })
         }
         const loaded = yield* load(id)
@@ -278,8 +396,14 @@ export const make = <
         )
       }).pipe(Effect.withSpan("CommandHandler.snapshot", { attributes: { streamType, streamId: id, mode: "manual" } }))
 
-    return { handle, load, snapshot }
+    return { handle, load: (id) => load(id), snapshot }
   })
+
+/** An idempotency key and the fingerprint of the command it was given with. */
+interface Keyed {
+  readonly key: string
+  readonly fingerprint: string
+}
 
 /** A version conflict is retried here, on fresh state; one that only a new transaction can fix goes to the caller. */
 const isConflict = (e: unknown): boolean => e instanceof Errors.ConcurrencyConflict && !e.retriesTransaction

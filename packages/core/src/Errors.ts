@@ -172,3 +172,40 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
  * @category refinements
  */
 export const isRetryableStoreError = (u: unknown): u is StoreError => u instanceof StoreError && u.retryable === true
+
+/**
+ * An idempotency key was used again on the same stream for a different command: the key's events are stored, and
+ * they came from another command. Nothing was written.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class IdempotencyKeyReused extends Schema.TaggedError<IdempotencyKeyReused>()("IdempotencyKeyReused", {
+  streamType: Schema.String,
+  streamId: Schema.String,
+  idempotencyKey: Schema.String
+}) {
+  override get message(): string {
+    const key = JSON.stringify(this.idempotencyKey)
+    return `Idempotency key ${key} was already used on ${this.streamType}/${this.streamId} for a different command`
+  }
+}
+
+/**
+ * An aggregate has a snapshot policy but no `SnapshotStore` was provided where its `CommandHandler` was built. Loads
+ * would silently replay every event: provide the store, or drop the policy.
+ *
+ * @since 0.2.0
+ * @category errors
+ */
+export class SnapshotStoreMissing extends Schema.TaggedError<SnapshotStoreMissing>()("SnapshotStoreMissing", {
+  /** The aggregate's name (its stream type). */
+  aggregate: Schema.String,
+  /** The Layers that provide one. */
+  provide: Schema.String
+}) {
+  override get message(): string {
+    return `Aggregate ${this.aggregate} has a snapshot policy but no SnapshotStore is provided: provide ${this.provide}, ` +
+      "or remove the policy"
+  }
+}

@@ -13,9 +13,7 @@ import * as Stream from "effect/Stream"
 import type * as Errors from "./Errors.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
 import * as internal from "./internal/memoryEventStore.js"
-import * as memoryOutbox from "./internal/memoryOutbox.js"
 import type * as NewEvent from "./NewEvent.js"
-import * as Outbox from "./Outbox.js"
 import * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 
@@ -133,18 +131,7 @@ export const makeMemory: Effect.Effect<EventStore["Type"]> = internal.make
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<EventStore> = Layer.effect(
-  EventStore,
-  // With a memory `Outbox` in context, each append also writes its outbox rows, atomically.
-  Effect.flatMap(
-    Effect.serviceOption(Outbox.Outbox),
-    (outbox) =>
-      Option.match(Option.flatMap(outbox, memoryOutbox.writerOf), {
-        onNone: () => makeMemory,
-        onSome: (onAppend) => internal.makeWith({ onAppend })
-      })
-  )
-)
+export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, makeMemory)
 
 /**
  * The global feed from a position as a `Stream`, read in pages until it reaches the current end.

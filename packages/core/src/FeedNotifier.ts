@@ -10,10 +10,9 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
-import * as Runtime from "effect/Runtime"
 import type * as Scope from "effect/Scope"
 import * as EventStore from "./EventStore.js"
-import * as internal from "./internal/memoryEventStore.js"
+import * as memoryStack from "./internal/memoryStack.js"
 
 /**
  * Wake-up hints for feed readers.
@@ -56,26 +55,26 @@ export const makeHub: Effect.Effect<{ readonly notifier: FeedNotifier["Type"]; r
  * @since 0.1.0
  * @category layers
  */
-export const layerPolling: Layer.Layer<FeedNotifier> = Layer.succeed(FeedNotifier, {
-  subscribe: Queue.sliding<void>(1)
-})
+export const layerPolling: Layer.Layer<FeedNotifier> = Layer.sync(FeedNotifier, () => polling)
 
 /**
- * An in-memory `EventStore` together with a notifier that it signals after every append.
+ * A notifier that never hints: readers rely on their poll interval alone (behind a pooler in transaction mode).
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const polling: FeedNotifier["Type"] = { subscribe: Queue.sliding<void>(1) }
+
+/**
+ * An in-memory `EventStore` together with a notifier that it signals after every append. (`MemoryEventfold.layer`
+ * assembles it with the other in-memory services.)
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerMemory: Layer.Layer<FeedNotifier | EventStore.EventStore> = Layer.effectContext(
-  Effect.gen(function*() {
-    const hub = yield* PubSub.sliding<void>(1)
-    const runtime = yield* Effect.runtime<never>()
-    // Publishing to a sliding PubSub never suspends, so it can run synchronously inside the append.
-    const store = yield* internal.makeWith({
-      onCommitted: () => void Runtime.runSync(runtime)(PubSub.publish(hub, undefined))
-    })
-    return Context.make(FeedNotifier, { subscribe: PubSub.subscribe(hub) }).pipe(
-      Context.add(EventStore.EventStore, store)
-    )
-  })
+  Effect.map(
+    memoryStack.make({ outbox: false, notify: true }),
+    ({ notifier, store }) => Context.make(FeedNotifier, notifier).pipe(Context.add(EventStore.EventStore, store))
+  )
 )

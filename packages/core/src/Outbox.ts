@@ -10,12 +10,14 @@
  */
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
-import type * as Stream from "effect/Stream"
-import type * as Errors from "./Errors.js"
+import * as Stream from "effect/Stream"
+import * as Errors from "./Errors.js"
+import * as EventStore from "./EventStore.js"
 import * as internal from "./internal/memoryOutbox.js"
+import * as memoryStack from "./internal/memoryStack.js"
 import type * as OutboxPublisher from "./OutboxPublisher.js"
 
 /**
@@ -128,7 +130,8 @@ export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
 }>() {}
 
 /**
- * An in-memory outbox. Provide it to `EventStore.layerMemory` and each append writes its rows, atomically.
+ * An in-memory outbox on its own, written by nothing: `layerMemory` (or `MemoryEventfold.layer({ outbox: true })`)
+ * wires one to the in-memory `EventStore`.
  *
  * @since 0.1.0
  * @category constructors
@@ -136,10 +139,47 @@ export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
 export const makeMemory: Effect.Effect<Outbox["Type"]> = internal.make
 
 /**
- * The in-memory outbox as a Layer; give it to `EventStore.layerMemory`:
- * `EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory))`.
+ * An in-memory `EventStore` whose appends write this in-memory outbox, atomically. (`MemoryEventfold.layer` with
+ * `outbox: true` assembles it with the other in-memory services.)
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory: Layer.Layer<Outbox> = Layer.effect(Outbox, makeMemory)
+export const layerMemory: Layer.Layer<Outbox | EventStore.EventStore> = Layer.effectContext(
+  Effect.map(
+    memoryStack.make({ outbox: true, notify: false }),
+    ({ outbox, store }) =>
+      Context.make(EventStore.EventStore, store).pipe(Context.add(Outbox, outbox ?? disabled("not wired")))
+  )
+)
+
+/**
+ * The outbox of a stack configured without one: every operation fails with a `StoreError` (not retryable) that says
+ * so, so a relay started against it stops at once with that message instead of waiting for rows that never come.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const disabled = (how: string): Outbox["Type"] => {
+  const off = (operation: string) =>
+    Effect.fail(
+      new Errors.StoreError({
+        operation,
+        reason: `the outbox is off (${how}): appends write no outbox rows, so there is nothing to relay. Turn it on ` +
+          `in the configuration that assembled the stack`,
+        retryable: false
+      })
+    )
+  return {
+    claim: () => off("outbox.claim"),
+    markPublished: () => off("outbox.markPublished"),
+    recordFailure: () => off("outbox.recordFailure"),
+    renew: () => off("outbox.renew"),
+    release: () => off("outbox.release"),
+    retryFailed: () => off("outbox.retryFailed"),
+    cleanup: () => off("outbox.cleanup"),
+    stats: off("outbox.stats"),
+    get: () => off("outbox.get"),
+    wakeups: Stream.never
+  }
+}

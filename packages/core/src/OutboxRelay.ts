@@ -22,6 +22,7 @@ import * as Intervals from "effect/ScheduleIntervals"
 import * as Stream from "effect/Stream"
 import * as Errors from "./Errors.js"
 import * as EventValidation from "./EventValidation.js"
+import { streamKey } from "./internal/streamKey.js"
 import * as Outbox from "./Outbox.js"
 import * as OutboxPublisher from "./OutboxPublisher.js"
 
@@ -189,7 +190,7 @@ const validateRelayId = (options: Options | undefined): Effect.Effect<void, Erro
 const groupByStream = (entries: ReadonlyArray<Outbox.Entry>): ReadonlyArray<ReadonlyArray<Outbox.Entry>> => {
   const groups = new Map<string, Array<Outbox.Entry>>()
   for (const e of entries) {
-    const k = `${e.streamType.length}:${e.streamType}/${e.streamId}`
+    const k = streamKey(e)
     const group = groups.get(k)
     if (group) group.push(e)
     else groups.set(k, [e])

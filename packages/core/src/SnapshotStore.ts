@@ -14,6 +14,7 @@ import * as Schema from "effect/Schema"
 import * as Errors from "./Errors.js"
 import type * as EventStore from "./EventStore.js"
 import * as EventValidation from "./EventValidation.js"
+import { streamKey } from "./internal/streamKey.js"
 
 /**
  * A stored snapshot: the Schema-encoded state of a stream after its event `version`.
@@ -180,8 +181,6 @@ export const replaces = (
   candidate.version > stored.version ||
   (candidate.version === stored.version && candidate.schemaVersion > stored.schemaVersion)
 
-const key = (stream: EventStore.StreamRef) => `${stream.streamType.length}:${stream.streamType}/${stream.streamId}`
-
 /**
  * An in-memory `SnapshotStore`. It stores the state's JSON text, so what comes back is what PostgreSQL would return.
  *
@@ -195,16 +194,16 @@ export const makeMemory: Effect.Effect<SnapshotStore["Type"]> = Effect.sync(() =
       Effect.map(
         EventValidation.validateStream(stream),
         () =>
-          Option.map(Option.fromNullable(snapshots.get(key(stream))), ({ stateJson, ...rest }) => ({
+          Option.map(Option.fromNullable(snapshots.get(streamKey(stream))), ({ stateJson, ...rest }) => ({
             ...rest,
             state: JSON.parse(stateJson)
           }))
       ),
     save: (options) =>
       Effect.map(prepareSave(options), (prepared) => {
-        const stored = snapshots.get(key(prepared))
+        const stored = snapshots.get(streamKey(prepared))
         if (stored && !replaces(prepared, stored)) return false
-        snapshots.set(key(prepared), {
+        snapshots.set(streamKey(prepared), {
           streamType: prepared.streamType,
           streamId: prepared.streamId,
           version: prepared.version,
@@ -216,7 +215,7 @@ export const makeMemory: Effect.Effect<SnapshotStore["Type"]> = Effect.sync(() =
       }),
     delete: (stream) =>
       Effect.map(EventValidation.validateStream(stream), () => {
-        snapshots.delete(key(stream))
+        snapshots.delete(streamKey(stream))
       })
   })
 })

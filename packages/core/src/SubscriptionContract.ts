@@ -1,12 +1,14 @@
 /**
  * The behaviour every `Subscription` runtime (an `EventStore`, a `CheckpointStore` and a `FeedNotifier`) must have,
  * as one exported test suite: catch-up then live with no loss or duplicate, filters, start positions, resume, error
- * policy, one owner at a time, reset, `waitFor` and the plain `stream`.
+ * policy, one owner at a time, reset (also racing a batch, and from another instance), `waitFor` and the plain
+ * `stream`.
  *
  * @since 0.1.0
  */
 import { assert, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
@@ -34,6 +36,12 @@ const ns = (events: ReadonlyArray<RecordedEvent.RecordedEvent>) =>
   events.map((e) => (e.payload as { readonly n: number }).n)
 
 const range = (from: number, count: number) => Array.from({ length: count }, (_, i) => from + i)
+
+const n = (event: RecordedEvent.RecordedEvent) => (event.payload as { readonly n: number }).n
+
+/** Applies an event to a read model idempotently, as an at-least-once handler must. */
+const add = (event: RecordedEvent.RecordedEvent) => (model: ReadonlySet<number>) => new Set(model).add(n(event))
+const sorted = (model: ReadonlySet<number>) => [...model].sort((a, b) => a - b)
 
 /** Appends `count` events, one per append, to one stream; returns the position of the last. */
 const appendMany = (streamType: string, from: number, count: number, type = "Numbered") =>
@@ -368,6 +376,114 @@ export const suite = <E>(
         yield* untilTrue(Effect.map(Ref.get(model), (m) => m.length === 4), "replayed")
         yield* subscription.waitFor(last)
         assert.deepStrictEqual(yield* Ref.get(model), range(1, 4))
+      }).pipe(Effect.scoped))
+
+    it.effect("reset, then waitFor: returns only once the rebuilt read model holds every event", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Rebuild")
+        const model = yield* Ref.make<ReadonlySet<number>>(new Set())
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          batchSize: 4,
+          onReset: Ref.set(model, new Set()),
+          // A slow handler, so a waitFor that does not wait for the replay finds the model part-built.
+          handler: (event) => Effect.zipRight(Effect.sleep("5 millis"), Ref.update(model, add(event)))
+        })
+        yield* Effect.forkScoped(subscription.run)
+        const last = yield* appendMany(streamType, 1, 20)
+        yield* subscription.waitFor(last)
+        assert.deepStrictEqual(sorted(yield* Ref.get(model)), range(1, 20))
+        yield* subscription.reset
+        yield* subscription.waitFor(last)
+        assert.deepStrictEqual(sorted(yield* Ref.get(model)), range(1, 20))
+      }).pipe(Effect.scoped))
+
+    it.effect("reset while a batch is handled: that batch cannot move the rebuilt checkpoint past its events", () =>
+      Effect.gen(function*() {
+        const streamType = unique("RebuildRace")
+        const model = yield* Ref.make<ReadonlySet<number>>(new Set())
+        const gate = yield* Deferred.make<void>()
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          batchSize: 4,
+          onReset: Ref.set(model, new Set()),
+          // The first event is applied, then its batch waits for the gate: the reset clears the model under it.
+          handler: (event) =>
+            Effect.zipRight(Ref.update(model, add(event)), n(event) === 1 ? Deferred.await(gate) : Effect.void)
+        })
+        const last = yield* appendMany(streamType, 1, 20)
+        yield* Effect.forkScoped(subscription.run)
+        yield* untilTrue(Effect.map(Ref.get(model), (m) => m.has(1)), "first event applied")
+        // Waiting before the reset must also cover the replay: the in-flight batch began before the rebuild.
+        const waiting = yield* Effect.fork(subscription.waitFor(last))
+        yield* subscription.reset
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(waiting)
+        assert.deepStrictEqual(sorted(yield* Ref.get(model)), range(1, 20))
+      }).pipe(Effect.scoped))
+
+    it.effect("waitFor reads the stored checkpoint: after another instance's reset it waits for the owner's replay", () =>
+      Effect.gen(function*() {
+        const streamType = unique("RebuildElsewhere")
+        const id = unique("sub")
+        const model = yield* Ref.make<ReadonlySet<number>>(new Set())
+        const options = {
+          ...fast,
+          id,
+          streamTypes: [streamType],
+          batchSize: 4,
+          onReset: Ref.set(model, new Set<number>()),
+          handler: (event: RecordedEvent.RecordedEvent) =>
+            Effect.zipRight(Effect.sleep("5 millis"), Ref.update(model, add(event)))
+        }
+        const last = yield* appendMany(streamType, 1, 20)
+        // This instance ran once and stopped: in this process it has seen the checkpoint reach `last`.
+        const earlier = yield* Subscription.make(options)
+        const earlierRun = yield* Effect.fork(earlier.run)
+        yield* earlier.waitFor(last)
+        yield* Fiber.interrupt(earlierRun)
+        // Another process owns the subscription now, and a third (an operator's rebuild) resets it.
+        const owner = yield* Subscription.make(options)
+        yield* Effect.forkScoped(owner.run)
+        yield* untilTrue(Effect.map(owner.status, (s) => s.phase === "live"), "owner live")
+        const operator = yield* Subscription.make(options)
+        yield* operator.reset
+        yield* earlier.waitFor(last)
+        assert.deepStrictEqual(sorted(yield* Ref.get(model)), range(1, 20))
+        yield* operator.waitFor(last)
+        // A result that wrote nothing is reached at once; a result carrying a position is waited for.
+        yield* owner.waitFor(Option.none())
+        yield* owner.waitFor({ position: Option.some(last) })
+      }).pipe(Effect.scoped))
+
+    it.effect("read your writes: waitFor takes append and handle results, and Position.latest of several", () =>
+      Effect.gen(function*() {
+        const streamType = unique("Ryw")
+        const store = yield* EventStore.EventStore
+        const seen = yield* Ref.make<ReadonlySet<string>>(new Set())
+        const subscription = yield* Subscription.make({
+          ...fast,
+          id: unique("sub"),
+          streamTypes: [streamType],
+          batchSize: 2,
+          handler: (event) =>
+            Effect.zipRight(Effect.sleep("5 millis"), Ref.update(seen, (s) => new Set(s).add(event.eventId)))
+        })
+        yield* Effect.forkScoped(subscription.run)
+        const a = yield* store.append({ streamType, streamId: "a", events: numbered(1, 3) })
+        const b = yield* store.append({ streamType, streamId: "b", events: numbered(4, 3) })
+        // One request's writes, in any order, with a command that wrote nothing among them (None).
+        yield* subscription.waitFor(Position.latest([b, { position: Option.none() }, a]))
+        const handled = yield* Ref.get(seen)
+        assert.isTrue([...a.eventIds, ...b.eventIds].every((eventId) => handled.has(eventId)))
+        const c = yield* store.append({ streamType, streamId: "c", events: numbered(7, 3) })
+        yield* subscription.waitFor({ position: Option.some(c.position) })
+        const after = yield* Ref.get(seen)
+        assert.isTrue(c.eventIds.every((eventId) => after.has(eventId)))
       }).pipe(Effect.scoped))
 
     it.effect("stream: catch-up then live as a plain Stream, each event once", () =>

@@ -40,3 +40,5 @@ export * as Outbox from "./Outbox.js"
 export * as OutboxPublisher from "./OutboxPublisher.js"
 /** @since 0.1.0 */
 export * as OutboxRelay from "./OutboxRelay.js"
+/** @since 0.2.0 */
+export * as MemoryEventfold from "./MemoryEventfold.js"

@@ -19,3 +19,5 @@ export * as SubscriptionContract from "./SubscriptionContract.js"
 export * as OutboxContract from "./OutboxContract.js"
 /** @since 0.1.0 */
 export * as EventStoreInputContract from "./EventStoreInputContract.js"
+/** @since 0.2.0 */
+export * as CommandHandlerContract from "./CommandHandlerContract.js"

@@ -8,6 +8,7 @@ import {
   ExpectedVersion,
   Position
 } from "@eventfold/core"
+import { CommandHandlerContract } from "@eventfold/core/testing"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Layer from "effect/Layer"
@@ -73,6 +74,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const appendRaw = (store: EventStore.EventStore["Type"], streamId: string, type: string, payload: unknown) =>
   Effect.asVoid(Effect.orDie(store.append({ streamType: "Counter", streamId, events: [{ type, payload }] })))
 
+CommandHandlerContract.suite("memory", EventStore.layerMemory)
+
 describe("CommandHandler", () => {
   it.effect("creates a stream, then appends to it, returning events, state, version and position", () =>
     Effect.gen(function*() {
@@ -105,6 +108,11 @@ describe("CommandHandler", () => {
         [3, "Incremented", { by: 2 }],
         [4, "Decremented", { by: 8 }]
       ])
+      // The result names the events it appended, in order.
+      assert.deepStrictEqual(
+        [...first.eventIds, ...second.eventIds, ...third.eventIds],
+        stored.map((e) => e.eventId)
+      )
     }).pipe(Effect.provide(EventStore.layerMemory)))
 
   it.effect("keeps streams of different ids apart", () =>
@@ -130,12 +138,24 @@ describe("CommandHandler", () => {
       const handler = yield* CommandHandler.make(makeCounter().aggregate)
       const store = yield* EventStore.EventStore
       const none = yield* handler.handle("c-1", { _tag: "Noop" })
-      assert.deepStrictEqual(none, { events: [], state: { count: 0 }, version: 0, position: Option.none() })
+      assert.deepStrictEqual(none, {
+        events: [],
+        eventIds: [],
+        state: { count: 0 },
+        version: 0,
+        position: Option.none()
+      })
       assert.strictEqual(yield* store.streamVersion({ streamType: "Counter", streamId: "c-1" }), 0)
 
       yield* handler.handle("c-1", increment(2))
       const after = yield* handler.handle("c-1", { _tag: "Noop" })
-      assert.deepStrictEqual(after, { events: [], state: { count: 2 }, version: 1, position: Option.none() })
+      assert.deepStrictEqual(after, {
+        events: [],
+        eventIds: [],
+        state: { count: 2 },
+        version: 1,
+        position: Option.none()
+      })
     }).pipe(Effect.provide(EventStore.layerMemory)))
 
   it.effect("returns a domain error typed and never retries it", () =>
@@ -336,6 +356,23 @@ describe("CommandHandler", () => {
       const handleError = yield* Effect.flip(handler.handle("", increment(1)))
       assert.strictEqual(handleError._tag, "InvalidInput")
       assert.strictEqual(calls.decide, 0)
+    }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.effect("derives a keyed command's event ids from stream and key, records the key, and refuses a bad key", () =>
+    Effect.gen(function*() {
+      const handler = yield* CommandHandler.make(makeCounter().aggregate)
+      const store = yield* EventStore.EventStore
+      const a = yield* handler.handle("c-1", { _tag: "Batch", steps: [1, 2] }, { idempotencyKey: "k" })
+      const b = yield* handler.handle("c-2", { _tag: "Batch", steps: [1, 2] }, { idempotencyKey: "k" })
+      for (const id of [...a.eventIds, ...b.eventIds]) assert.match(id, UUID)
+      assert.strictEqual(new Set([...a.eventIds, ...b.eventIds]).size, 4)
+      const [stored] = yield* store.readStream({ streamType: "Counter", streamId: "c-1" })
+      assert.strictEqual(stored!.metadata.headers?.["eventfold-idempotency-key"], "k")
+      assert.match(stored!.metadata.headers?.["eventfold-command-sha256"] ?? "", /^[0-9a-f]{64}$/)
+      for (const bad of ["", "k\u0000"]) {
+        const error = yield* Effect.flip(handler.handle("c-1", increment(1), { idempotencyKey: bad }))
+        assert.strictEqual(error._tag, "InvalidInput")
+      }
     }).pipe(Effect.provide(EventStore.layerMemory)))
 
   it.effect("hands a conflict that only a new transaction can fix to the caller, without retrying it", () =>

@@ -1,17 +1,17 @@
 import { assert, describe, it } from "@effect/vitest"
 import { StoreError } from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
+import * as MemoryEventfold from "@eventfold/core/MemoryEventfold"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as OutboxPublisher from "@eventfold/core/OutboxPublisher"
 import * as OutboxRelay from "@eventfold/core/OutboxRelay"
 import { OutboxContract } from "@eventfold/core/testing"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 
-OutboxContract.suite("memory", EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory)))
+OutboxContract.suite("memory", Outbox.layerMemory)
 
 describe("OutboxRelay.retryDelay", () => {
   it.effect("follows the schedule and stops when it is done", () =>
@@ -26,14 +26,28 @@ describe("OutboxRelay.retryDelay", () => {
     }))
 })
 
-describe("EventStore.layerMemory without an Outbox", () => {
-  it.effect("writes no outbox rows", () =>
+describe("an outbox configured off", () => {
+  it.effect("writes no rows, and a relay started against it stops at once with a StoreError saying so", () =>
     Effect.gen(function*() {
-      const outbox = yield* Outbox.Outbox
       const store = yield* EventStore.EventStore
       yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
+      const error = yield* OutboxRelay.run().pipe(
+        Effect.provide(OutboxPublisher.layerMemory),
+        Effect.flip,
+        Effect.timeout("5 seconds")
+      )
+      assert.strictEqual(error._tag, "StoreError")
+      assert.include(error.message, "the outbox is off")
+      assert.isFalse(error._tag === "StoreError" && error.retryable)
+    }).pipe(Effect.provide(MemoryEventfold.layer())))
+
+  it.effect("an Outbox in context does not switch a plain in-memory EventStore's outbox writes on", () =>
+    Effect.gen(function*() {
+      const outbox = yield* Outbox.Outbox
+      const store = yield* EventStore.makeMemory
+      yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
       assert.strictEqual((yield* outbox.stats).pending, 0)
-    }).pipe(Effect.provide(Layer.merge(EventStore.layerMemory, Outbox.layerMemory))))
+    }).pipe(Effect.provide(Outbox.layerMemory)))
 })
 
 describe("OutboxRelay lease guard", () => {
@@ -64,5 +78,5 @@ describe("OutboxRelay lease guard", () => {
         Effect.provideService(OutboxPublisher.OutboxPublisher, publisher)
       )
       assert.deepStrictEqual(published, [1, 2])
-    }).pipe(Effect.provide(EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory)))))
+    }).pipe(Effect.provide(Outbox.layerMemory)))
 })

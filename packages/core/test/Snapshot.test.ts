@@ -1,7 +1,15 @@
 // Snapshots in CommandHandler on the in-memory stores: the policy boundaries, invalidation, the three modes, and
 // write failures that never fail a command.
 import { assert, describe, it } from "@effect/vitest"
-import { Aggregate, CommandHandler, Decider, EventStore, SnapshotStore, StoreError } from "@eventfold/core"
+import {
+  Aggregate,
+  CommandHandler,
+  Decider,
+  EventStore,
+  SnapshotStore,
+  SnapshotStoreMissing,
+  StoreError
+} from "@eventfold/core"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as FastCheck from "effect/FastCheck"
@@ -263,15 +271,32 @@ describe("CommandHandler with snapshots (memory)", () => {
       assert.strictEqual(result.version, 4)
     }).pipe(Effect.provide(stores)))
 
-  it.effect("without a SnapshotStore in context the handler replays events, and snapshot(id) says why it cannot", () =>
+  it.effect("a snapshot policy without a SnapshotStore in context fails the build with SnapshotStoreMissing", () =>
     Effect.gen(function*() {
-      const handler = yield* CommandHandler.make(ledger({ every: 1, schemaVersion: 1 }))
-      const result = yield* handler.handle("n-1", post(1, 2))
-      assert.deepStrictEqual([result.version, (yield* handler.load("n-1")).state.balance], [2, 3n])
-      const error = yield* Effect.flip(handler.snapshot("n-1"))
-      assert.strictEqual(error._tag, "InvalidInput")
-      assert.include(error._tag === "InvalidInput" ? error.reason : "", "no SnapshotStore in context")
+      const aggregate = ledger({ every: 1, schemaVersion: 1 })
+      // Before: the handler was built and silently replayed every stream from its first event.
+      const error = yield* Effect.flip(CommandHandler.make(aggregate))
+      assert.instanceOf(error, SnapshotStoreMissing)
+      assert.strictEqual(error.aggregate, aggregate.name)
+      assert.include(error.provide, "SnapshotStore.layerMemory")
+      assert.include(error.message, aggregate.name)
+      // Without a policy no store is needed.
+      yield* CommandHandler.make(ledger())
     }).pipe(Effect.provide(EventStore.layerMemory)))
+
+  it.effect("a repeated idempotency key returns the state its first run left, not that of a newer snapshot", () =>
+    Effect.gen(function*() {
+      const aggregate = ledger({ every: 2, schemaVersion: 1 })
+      const handler = yield* CommandHandler.make(aggregate)
+      yield* handler.handle("k-1", post(1, 2))
+      const first = yield* handler.handle("k-1", post(3), { idempotencyKey: "request-7" })
+      yield* handler.handle("k-1", post(4))
+      assert.strictEqual(Option.getOrUndefined(yield* storedVersion(aggregate, "k-1")), 4)
+      // Loaded from the snapshot at 2 plus event 3; the snapshot at 4 is past it.
+      const repeat = yield* handler.handle("k-1", post(3), { idempotencyKey: "request-7" })
+      assert.deepStrictEqual(repeat, first)
+      assert.deepStrictEqual([repeat.version, repeat.state.balance, repeat.state.entries], [3, 6n, 3])
+    }).pipe(Effect.provide(stores)))
 
   it.effect("without a snapshot policy the handler writes no snapshot", () =>
     Effect.gen(function*() {

@@ -118,7 +118,7 @@ describe(`NatsPublisher (${available ? servers : `SKIPPED, no NATS JetStream at 
         }
         assert.strictEqual(stored[0]!.subject, `${subjectPrefix}.Order`)
       }).pipe(Effect.provide(Layer.mergeAll(
-        EventStore.layerMemory.pipe(Layer.provideMerge(Outbox.layerMemory)),
+        Outbox.layerMemory,
         NatsPublisher.layer({ servers, subjectPrefix })
       )))
     }).pipe(Effect.scoped), 30_000)

@@ -20,22 +20,21 @@ import * as CheckpointStore from "@eventfold/core/CheckpointStore"
 import * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Position from "@eventfold/core/Position"
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  /** The PostgreSQL schema holding eventfold's tables; defaults to the shared `PgConfig` schema ("eventfold"). */
   readonly schema?: string | undefined
 }
 
@@ -64,20 +63,6 @@ const DeadLetterRow = Schema.Struct({
   parked_at: Schema.DateFromSelf
 })
 
-/** Rows come straight from the database; one that does not decode is a corrupt store, reported as such. */
-const decodeRows = <A, I>(schema: Schema.Schema<A, I>, operation: string) => {
-  const decode = Schema.decodeUnknown(Schema.Array(schema))
-  return (rows: ReadonlyArray<unknown>): Effect.Effect<ReadonlyArray<A>, Errors.StoreError> =>
-    decode(rows).pipe(
-      Effect.mapError((error) =>
-        new Errors.StoreError({
-          operation,
-          reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(error)}`
-        })
-      )
-    )
-}
-
 const xid = (position: Position.Position) => position.transactionId.toString()
 const pos = (position: Position.Position) => position.globalPosition.toString()
 
@@ -96,18 +81,12 @@ export const make = (
   SqlClient.SqlClient
 > =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const checkpoints = sql(`${schema}.checkpoints`)
     const deadLetters = sql(`${schema}.dead_letters`)
 
-    yield* internal.requireTables(
-      (names) =>
-        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
-          FROM unnest(${names}::text[]) AS n`,
-      schema,
-      ["checkpoints", "dead_letters"]
-    )
+    yield* internal.requireTables(sql, schema, ["checkpoints", "dead_letters"])
 
     const storeError = (operation: string) => (error: SqlError.SqlError) =>
       internal.toStoreError(operation, schema)(error)
@@ -116,7 +95,7 @@ export const make = (
       sql`SELECT subscription_id, transaction_id, global_position, owner, lease_until, status, updated_at
         FROM ${checkpoints} WHERE subscription_id = ${subscriptionId}`.pipe(
         Effect.mapError(storeError("checkpoint.get")),
-        Effect.flatMap(decodeRows(CheckpointRow, "checkpoint.get")),
+        Effect.flatMap(internal.decodeRows("checkpoint.get", CheckpointRow)),
         Effect.map((rows) =>
           Option.map(Option.fromNullable(rows[0]), (row): CheckpointStore.Checkpoint => ({
             subscriptionId: row.subscription_id,
@@ -161,7 +140,7 @@ export const make = (
             )
             : Effect.void
         ),
-        Effect.flatMap(decodeRows(PositionRow, "checkpoint.claim")),
+        Effect.flatMap(internal.decodeRows("checkpoint.claim", PositionRow)),
         Effect.map((rows) =>
           Option.map(Option.fromNullable(rows[0]), (row) => Position.make(row.transaction_id, row.global_position))
         )
@@ -223,7 +202,7 @@ export const make = (
         FROM ${deadLetters} WHERE subscription_id = ${subscriptionId}
         ORDER BY transaction_id, global_position`.pipe(
         Effect.mapError(storeError("checkpoint.deadLetters")),
-        Effect.flatMap(decodeRows(DeadLetterRow, "checkpoint.deadLetters")),
+        Effect.flatMap(internal.decodeRows("checkpoint.deadLetters", DeadLetterRow)),
         Effect.map((rows) =>
           rows.map((row): CheckpointStore.DeadLetter => ({
             subscriptionId: row.subscription_id,
@@ -263,17 +242,14 @@ export const layer = (
   Layer.effect(CheckpointStore.CheckpointStore, make(options))
 
 /**
- * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold").
+ * The Layer with the shared settings read from the environment (`PgConfig.config`: `EVENTFOLD_SCHEMA`,
+ * `EVENTFOLD_OUTBOX`, `EVENTFOLD_NOTIFY`, `EVENTFOLD_POOLER`), the same for every `layerConfig` of this package.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
-  config: Config.Config<Options> = Config.all({
-    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA))
-  })
-): Layer.Layer<
+export const layerConfig = (): Layer.Layer<
   CheckpointStore.CheckpointStore,
   Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
   SqlClient.SqlClient
-> => Layer.unwrapEffect(Effect.map(config, layer))
+> => layer().pipe(Layer.provide(PgConfig.layerConfig()))

@@ -10,11 +10,9 @@ import * as Errors from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as prepare from "@eventfold/core/EventValidation"
 import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
-import * as Outbox from "@eventfold/core/Outbox"
 import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Clock from "effect/Clock"
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -22,21 +20,21 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Queue from "effect/Queue"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  /** The PostgreSQL schema holding eventfold's tables; defaults to the shared `PgConfig` schema ("eventfold"). */
   readonly schema?: string | undefined
   /**
-   * Send a `pg_notify` wake-up hint for appends; defaults to true. An append inside the caller's transaction notifies
+   * Send a `pg_notify` wake-up hint for appends; defaults to the shared `PgConfig` setting (true). An append inside the caller's transaction notifies
    * in that transaction (delivered at its commit). Standalone appends are coalesced to one hint per `notifyInterval`:
    * the first of an interval carries it, and appends left unannounced get one at most two intervals later. A NOTIFY in every
    * append transaction would take PostgreSQL's global notify lock at each commit and serialise concurrent writers.
@@ -44,7 +42,10 @@ export interface Options {
   readonly notify?: boolean | undefined
   /** The least time between two post-commit hints; defaults to 5 ms. */
   readonly notifyInterval?: Duration.DurationInput | undefined
-  /** Write an outbox row per event in the append transaction; defaults to whether an `Outbox` is in context. */
+  /**
+   * Write an outbox row per event in the append transaction; defaults to the shared `PgConfig` setting (off). Only
+   * configuration decides: an `Outbox` service in context does not turn it on, and its absence does not turn it off.
+   */
   readonly outbox?: boolean | undefined
 }
 
@@ -58,30 +59,8 @@ const AppendRow = Schema.Struct({
 
 const PositionRow = Schema.Struct({ transaction_id: Schema.BigInt, global_position: Schema.BigInt })
 
-const decodeAppendRow = Schema.decodeUnknownEither(AppendRow)
-const decodePositionRow = Schema.decodeUnknownEither(PositionRow)
-
-/** Rows come straight from the database; a row that does not decode is a corrupt store, reported as such. */
-const decodeRows = <A>(
-  operation: string,
-  rows: ReadonlyArray<unknown>,
-  decode: (u: unknown) => Either.Either<A, ParseResult.ParseError>
-): Effect.Effect<Array<A>, Errors.StoreError> => {
-  const out: Array<A> = new Array(rows.length)
-  for (let i = 0; i < rows.length; i++) {
-    const result = decode(rows[i])
-    if (Either.isLeft(result)) {
-      return Effect.fail(
-        new Errors.StoreError({
-          operation,
-          reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(result.left)}`
-        })
-      )
-    }
-    out[i] = result.right
-  }
-  return Effect.succeed(out)
-}
+const decodeAppendRows = internal.decodeRows("append", AppendRow)
+const decodePositionRows = internal.decodeRows("headPosition", PositionRow)
 
 /** int8 and xid8 arrive as strings from a default pg client, or as bigints where a type parser is installed. */
 const toBigInt = (u: unknown): bigint | undefined => {
@@ -131,18 +110,8 @@ const decodeEventRow = (row: unknown): Either.Either<RecordedEvent.RecordedEvent
   })
 }
 
-const decodeEventRows = (
-  operation: string,
-  rows: ReadonlyArray<unknown>
-): Effect.Effect<Array<RecordedEvent.RecordedEvent>, Errors.StoreError> => {
-  const out: Array<RecordedEvent.RecordedEvent> = new Array(rows.length)
-  for (let i = 0; i < rows.length; i++) {
-    const decoded = decodeEventRow(rows[i])
-    if (Either.isLeft(decoded)) return Effect.fail(new Errors.StoreError({ operation, reason: decoded.left }))
-    out[i] = decoded.right
-  }
-  return Effect.succeed(out)
-}
+const decodeEventRows = (operation: string, rows: ReadonlyArray<unknown>) =>
+  internal.decodeEach(operation, rows, decodeEventRow)
 
 const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
   switch (expected._tag) {
@@ -181,10 +150,11 @@ export const make = (
   SqlClient.SqlClient | Scope.Scope
 > =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
     // Name transforms would rewrite keys inside payloads; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
-    const notify = options?.notify ?? true
+    const settings = yield* PgConfig.PgConfig
+    const notify = options?.notify ?? settings.notify
     // Hints for standalone appends, at most one per interval. Leading edge: the first append of an interval carries
     // the NOTIFY in its own transaction (no extra round trip or commit). Trailing edge: if later appends of that
     // interval went unannounced and no append announces them in the next one, a `SELECT pg_notify` follows.
@@ -207,19 +177,13 @@ export const make = (
         Effect.forkScoped
       )
     }
-    // An Outbox Layer in context turns the outbox writes on.
-    const outbox = options?.outbox ?? Option.isSome(yield* Effect.serviceOption(Outbox.Outbox))
+    const outbox = options?.outbox ?? settings.outbox
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
     const appendFn = sql(`${schema}.append_events`)
 
-    yield* internal.requireTables(
-      (names) =>
-        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
-          FROM unnest(${names}::text[]) AS n`,
-      schema,
-      ["streams", "events"]
-    )
+    // An outbox configured on must exist: appends would fail on the first write otherwise.
+    yield* internal.requireTables(sql, schema, outbox ? ["streams", "events", "outbox"] : ["streams", "events"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
 
@@ -278,7 +242,7 @@ export const make = (
           ${req.events.map((e) => e.metadataJson)}::jsonb[],
           ${carriesHint}, ${outbox})`.pipe(
               Effect.catchTag("SqlError", mapAppendFailure(req)),
-              Effect.flatMap((rows) => decodeRows("append", rows, decodeAppendRow)),
+              Effect.flatMap(decodeAppendRows),
               Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
                 const row = rows[0]
                 if (!row) {
@@ -382,7 +346,7 @@ export const make = (
       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       ORDER BY transaction_id DESC, global_position DESC LIMIT 1`.pipe(
       Effect.mapError(storeError("headPosition")),
-      Effect.flatMap((rows) => decodeRows("headPosition", rows, decodePositionRow)),
+      Effect.flatMap(decodePositionRows),
       Effect.map((rows) => (rows[0] ? Position.make(rows[0].transaction_id, rows[0].global_position) : Position.start))
     )
 
@@ -419,19 +383,14 @@ export const layer = (
   Layer.scoped(EventStore.EventStore, make(options))
 
 /**
- * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold") and `EVENTFOLD_NOTIFY`
- * (default true).
+ * The Layer with the shared settings read from the environment (`PgConfig.config`: `EVENTFOLD_SCHEMA`,
+ * `EVENTFOLD_OUTBOX`, `EVENTFOLD_NOTIFY`, `EVENTFOLD_POOLER`), the same for every `layerConfig` of this package.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
-  config: Config.Config<Options> = Config.all({
-    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA)),
-    notify: Config.boolean("EVENTFOLD_NOTIFY").pipe(Config.withDefault(true))
-  })
-): Layer.Layer<
+export const layerConfig = (): Layer.Layer<
   EventStore.EventStore,
   Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
   SqlClient.SqlClient
-> => Layer.unwrapEffect(Effect.map(config, layer))
+> => layer().pipe(Layer.provide(PgConfig.layerConfig()))

@@ -4,8 +4,9 @@
  *
  * `PgClient.listen` in @effect/sql-pg 0.53 stops silently when its connection dies, so the notifier sends itself a
  * probe notification every `probeInterval` and, when the probe does not come back, listens again (on a new
- * connection once no one else holds the old one). Behind PgBouncer in transaction mode LISTEN does not work: use
- * `FeedNotifier.layerPolling` there, with the lease-based ownership of `PgCheckpointStore` (no session state).
+ * connection once no one else holds the old one). Behind PgBouncer in transaction mode LISTEN does not work: with
+ * `PgConfig` `pooler: "transaction"` this Layer does not LISTEN and readers poll, with the lease-based ownership of
+ * `PgCheckpointStore` (no session state).
  *
  * @since 0.1.0
  */
@@ -20,6 +21,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 
 /**
  * @since 0.1.0
@@ -44,7 +46,9 @@ export const make = (
   options?: Options
 ): Effect.Effect<FeedNotifier.FeedNotifier["Type"], Errors.InvalidInput, PgClient.PgClient | Scope.Scope> =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
+    // Behind a pooler in transaction mode LISTEN receives nothing and leaves registrations on pooled connections.
+    if ((yield* PgConfig.PgConfig).pooler === "transaction") return FeedNotifier.polling
     const client = yield* PgClient.PgClient
     const sql = client.withoutTransforms()
     const channel = internal.eventsChannel(schema)

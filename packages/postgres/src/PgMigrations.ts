@@ -10,10 +10,12 @@ import * as Migrator from "@effect/sql/Migrator"
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Errors from "@eventfold/core/Errors"
 import * as Cause from "effect/Cause"
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { migrations as files } from "./internal/migrations.js"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 import * as PgRoles from "./PgRoles.js"
 
 /**
@@ -21,7 +23,7 @@ import * as PgRoles from "./PgRoles.js"
  * @category models
  */
 export interface Options {
-  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  /** The PostgreSQL schema holding eventfold's tables; defaults to the shared `PgConfig` schema ("eventfold"). */
   readonly schema?: string | undefined
 }
 
@@ -63,7 +65,7 @@ export const run = (
   SqlClient.SqlClient
 > =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const table = `${schema}.eventfold_migrations`
     const loader = Migrator.fromRecord(
@@ -163,3 +165,67 @@ const errorText = (u: unknown): string => {
 export const layer = (
   options?: Options
 ): Layer.Layer<never, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> => Layer.effectDiscard(run(options))
+
+/**
+ * Checks, without changing anything, that the schema holds every table of this version and, when the library
+ * migrated it, that no migration is pending. For applications whose schema is migrated by a separate step (a deploy
+ * job, psql) and whose role may not run DDL.
+ *
+ * @since 0.2.0
+ * @category running
+ */
+export const verify = (
+  options?: Options
+): Effect.Effect<void, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* PgConfig.schema(options?.schema)
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    yield* internal.requireTables(sql, schema, [
+      "streams",
+      "events",
+      "snapshots",
+      "outbox",
+      "checkpoints",
+      "dead_letters"
+    ])
+    const latest = Math.max(...files.map((f) => f.id))
+    // A schema built with psql has no migrations table; its tables were checked above.
+    const applied = yield* sql<{ readonly latest: number | null }>`SELECT max(migration_id) AS latest
+      FROM ${sql(`${schema}.eventfold_migrations`)}`.pipe(
+      sql.withTransaction,
+      Effect.map((rows) => rows[0]?.latest ?? 0),
+      Effect.orElseSucceed(() => latest)
+    )
+    if (applied < latest) {
+      return yield* new Errors.StoreError({
+        operation: "connect",
+        reason: `schema "${schema}" is migrated up to ${applied} of ${latest}: run PgMigrations.run({ schema: ` +
+          `"${schema}" }) as the schema's owner (or psql -v schema=${schema} -f migrations/<file>.sql for the rest)`,
+        retryable: false
+      })
+    }
+  }).pipe(Effect.withSpan("PgMigrations.verify"))
+
+/**
+ * A Layer that verifies the schema when it is built (see `verify`) and fails it with a typed error when it is not
+ * migrated.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerVerify = (
+  options?: Options
+): Layer.Layer<never, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Layer.effectDiscard(verify(options))
+
+/**
+ * `layer` with the schema from the shared settings read from the environment (`PgConfig.config`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerConfig = (): Layer.Layer<
+  never,
+  Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
+  SqlClient.SqlClient
+> => layer().pipe(Layer.provide(PgConfig.layerConfig()))

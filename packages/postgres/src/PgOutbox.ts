@@ -1,7 +1,7 @@
 /**
- * The PostgreSQL `Outbox` (table `outbox`, migration 0003). Provide it to `PgEventStore.layer` and every append
- * writes one outbox row per event inside `append_events`, in the append's transaction:
- * `PgEventStore.layer().pipe(Layer.provideMerge(PgOutbox.layer()))`.
+ * The PostgreSQL `Outbox` (table `outbox`, migration 0003), the relay's side. When the outbox is configured on
+ * (`PgConfig` `outbox: true`, as `PgEventfold.layer({ outbox: true })` does), every append writes one outbox row per
+ * event inside `append_events`, in the append's transaction.
  *
  * Claims lock each stream's head row with `FOR UPDATE SKIP LOCKED` and a lease, then take the pending rows right
  * behind it, so several relays never publish one stream out of order.
@@ -9,17 +9,17 @@
  * @since 0.1.0
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as Errors from "@eventfold/core/Errors"
+import type * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 
 /**
  * Where the Layer connects and what it names; every field has a default.
@@ -28,7 +28,7 @@ import * as internal from "./internal/sql.js"
  * @category models
  */
 export interface Options {
-  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  /** The PostgreSQL schema holding eventfold's tables; defaults to the shared `PgConfig` schema ("eventfold"). */
   readonly schema?: string | undefined
 }
 
@@ -66,16 +66,6 @@ const StatsSchema = Schema.Struct({
 })
 
 const CountSchema = Schema.Struct({ count: Schema.Number })
-
-const decodeRows = <A, I>(operation: string, schema: Schema.Schema<A, I>) => (rows: ReadonlyArray<unknown>) =>
-  Schema.decodeUnknown(Schema.Array(schema))(rows).pipe(
-    Effect.mapError((e) =>
-      new Errors.StoreError({
-        operation,
-        reason: `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(e)}`
-      })
-    )
-  )
 
 const toEntry = (r: typeof ClaimRowSchema.Type): Outbox.Entry => ({
   id: r.id,
@@ -116,19 +106,13 @@ export const make = (
   options?: Options
 ): Effect.Effect<Outbox.Outbox["Type"], Errors.StoreError | Errors.InvalidInput, PgClient.PgClient> =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
     const pg = yield* PgClient.PgClient
     const sql = pg.withoutTransforms()
     const outbox = sql(`${schema}.outbox`)
     const channel = internal.eventsChannel(schema)
 
-    yield* internal.requireTables(
-      (names) =>
-        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
-          FROM unnest(${names}::text[]) AS n`,
-      schema,
-      ["outbox"]
-    )
+    yield* internal.requireTables(sql, schema, ["outbox"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
     const columns = sql.literal(
@@ -211,7 +195,7 @@ export const make = (
           FROM picked WHERE o.id = picked.id
         RETURNING ${claimColumns}`.pipe(
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.claim")(e))),
-        Effect.flatMap(decodeRows("claim", ClaimRowSchema)),
+        Effect.flatMap(internal.decodeRows("claim", ClaimRowSchema)),
         // RETURNING has no order; the relay wants global position order.
         Effect.map((rows) => rows.map(toEntry).sort((a, b) => (a.globalPosition < b.globalPosition ? -1 : 1))),
         Effect.withSpan("PgOutbox.claim", { attributes: { relayId } })
@@ -225,7 +209,7 @@ export const make = (
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM marked`.pipe(
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.markPublished")(e))),
-        Effect.flatMap(decodeRows("outbox.markPublished", CountSchema)),
+        Effect.flatMap(internal.decodeRows("outbox.markPublished", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0)
       )
 
@@ -253,7 +237,7 @@ export const make = (
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM renewed`.pipe(
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.renew")(e))),
-        Effect.flatMap(decodeRows("outbox.renew", CountSchema)),
+        Effect.flatMap(internal.decodeRows("outbox.renew", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0)
       )
 
@@ -272,7 +256,7 @@ export const make = (
              ${stream?.streamId !== undefined ? sql`AND stream_id = ${stream.streamId}` : sql``}
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM retried`.pipe(
-        Effect.flatMap(decodeRows("outbox.retryFailed", CountSchema)),
+        Effect.flatMap(internal.decodeRows("outbox.retryFailed", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0),
         Effect.tap((count) => count > 0 ? sql`SELECT pg_notify(${channel}, '1')` : Effect.void),
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.retryFailed")(e)))
@@ -285,7 +269,7 @@ export const make = (
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM deleted`.pipe(
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.cleanup")(e))),
-        Effect.flatMap(decodeRows("outbox.cleanup", CountSchema)),
+        Effect.flatMap(internal.decodeRows("outbox.cleanup", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0),
         Effect.withSpan("PgOutbox.cleanup")
       )
@@ -295,7 +279,7 @@ export const make = (
         (extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')) * 1000)::float8 AS oldest_ms
       FROM ${outbox} WHERE status <> 'published'`.pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.stats")(e))),
-      Effect.flatMap(decodeRows("outbox.stats", StatsSchema)),
+      Effect.flatMap(internal.decodeRows("outbox.stats", StatsSchema)),
       Effect.map(([row]): Outbox.Stats => ({
         pending: row?.pending ?? 0,
         failed: row?.failed ?? 0,
@@ -310,16 +294,19 @@ export const make = (
       UUID.test(eventId)
         ? sql`SELECT ${columns} FROM ${outbox} o WHERE o.event_id = ${eventId}::uuid`.pipe(
           Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.get")(e))),
-          Effect.flatMap(decodeRows("outbox.get", RowSchema)),
+          Effect.flatMap(internal.decodeRows("outbox.get", RowSchema)),
           Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toRow))
         )
         : Effect.succeed(Option.none())
 
-    // The sql-pg LISTEN stream can end or fail silently; the relay polls anyway and subscribes again.
-    const wakeups: Stream.Stream<void> = pg.listen(channel).pipe(
-      Stream.as(undefined),
-      Stream.catchAll((error) => Stream.fromEffect(Effect.logDebug("outbox LISTEN failed", error)).pipe(Stream.drain))
-    )
+    // The sql-pg LISTEN stream can end or fail silently; the relay polls anyway and subscribes again. Behind a pooler
+    // in transaction mode there is no LISTEN at all: relays poll.
+    const wakeups: Stream.Stream<void> = (yield* PgConfig.PgConfig).pooler === "transaction"
+      ? Stream.never
+      : pg.listen(channel).pipe(
+        Stream.as(undefined),
+        Stream.catchAll((error) => Stream.fromEffect(Effect.logDebug("outbox LISTEN failed", error)).pipe(Stream.drain))
+      )
 
     const service: Outbox.Outbox["Type"] = {
       claim,

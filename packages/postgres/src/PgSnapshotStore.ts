@@ -8,7 +8,6 @@ import * as SqlClient from "@effect/sql/SqlClient"
 import * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as SnapshotStore from "@eventfold/core/SnapshotStore"
-import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -17,13 +16,14 @@ import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 
 /**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** The PostgreSQL schema holding eventfold's tables; defaults to "eventfold". */
+  /** The PostgreSQL schema holding eventfold's tables; defaults to the shared `PgConfig` schema ("eventfold"). */
   readonly schema?: string | undefined
 }
 
@@ -49,18 +49,12 @@ export const make = (
   options?: Options
 ): Effect.Effect<SnapshotStore.SnapshotStore["Type"], Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
   Effect.gen(function*() {
-    const schema = yield* internal.validateSchema(options?.schema ?? internal.DEFAULT_SCHEMA)
+    const schema = yield* PgConfig.schema(options?.schema)
     // Name transforms would rewrite keys inside the stored state; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const snapshots = sql(`${schema}.snapshots`)
 
-    yield* internal.requireTables(
-      (names) =>
-        sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
-          FROM unnest(${names}::text[]) AS n`,
-      schema,
-      ["snapshots"]
-    )
+    yield* internal.requireTables(sql, schema, ["snapshots"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
 
@@ -145,17 +139,14 @@ export const layer = (
   Layer.effect(SnapshotStore.SnapshotStore, make(options))
 
 /**
- * The store configured from the environment: `EVENTFOLD_SCHEMA` (default "eventfold").
+ * The Layer with the shared settings read from the environment (`PgConfig.config`: `EVENTFOLD_SCHEMA`,
+ * `EVENTFOLD_OUTBOX`, `EVENTFOLD_NOTIFY`, `EVENTFOLD_POOLER`), the same for every `layerConfig` of this package.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (
-  config: Config.Config<Options> = Config.all({
-    schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(internal.DEFAULT_SCHEMA))
-  })
-): Layer.Layer<
+export const layerConfig = (): Layer.Layer<
   SnapshotStore.SnapshotStore,
   Errors.StoreError | Errors.InvalidInput | ConfigError.ConfigError,
   SqlClient.SqlClient
-> => Layer.unwrapEffect(Effect.map(config, layer))
+> => layer().pipe(Layer.provide(PgConfig.layerConfig()))

@@ -167,7 +167,7 @@ export const freshDatabase = (
  * @since 0.2.0
  * @category layers
  */
-export const layerAdmin = (database: TestDatabase): Layer.Layer<Admin, Errors.StoreError> =>
+export const layerAdmin = (database: TestDatabase): Layer.Layer<Admin, Errors.StoreError | Errors.InvalidInput> =>
   Layer.effect(Admin, PgClient.PgClient).pipe(
     Layer.provide(PgDatabase.layer({ url: database.adminUrl, maxConnections: 4 }))
   )

@@ -28,3 +28,7 @@ export * as PgProjection from "./PgProjection.js"
 export * as PgOutbox from "./PgOutbox.js"
 /** @since 0.2.0 */
 export * as PgTransaction from "./PgTransaction.js"
+/** @since 0.2.0 */
+export * as PgConfig from "./PgConfig.js"
+/** @since 0.2.0 */
+export * as PgEventfold from "./PgEventfold.js"

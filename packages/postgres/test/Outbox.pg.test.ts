@@ -18,7 +18,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const outboxLayer = () =>
-  PgEventStore.layer().pipe(
+  PgEventStore.layer({ outbox: true }).pipe(
     Layer.provideMerge(PgOutbox.layer()),
     Layer.provide(PgMigrations.layer()),
     Layer.provideMerge(PgTest.layerClient())
@@ -328,7 +328,7 @@ describe(`OutboxRelay process crash (${PgTest.serverLabel()})`, () => {
           }
         }).pipe(
           Effect.provide(
-            PgEventStore.layer().pipe(
+            PgEventStore.layer({ outbox: true }).pipe(
               Layer.provideMerge(PgOutbox.layer()),
               Layer.provide(PgMigrations.layer()),
               Layer.provideMerge(PgDatabase.layer({ url, maxConnections: 6 }))

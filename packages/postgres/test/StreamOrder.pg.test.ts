@@ -2,6 +2,7 @@
 // put a stream's later version ahead of its earlier one in the feed. Races are forced into a fixed order.
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import type * as SqlError from "@effect/sql/SqlError"
 import { assert, describe, it, layer } from "@effect/vitest"
 import {
   EventStore,
@@ -18,6 +19,7 @@ import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
@@ -41,6 +43,42 @@ const feedOf = (streamType: string, count: number) =>
       Effect.timeout("20 seconds")
     ))
 
+/**
+ * The race of the issue, forced into its order: A writes elsewhere first (so it holds the older transaction id), B
+ * appends S's first event and commits, then A appends S's next version. `run` runs A's transaction (as it is, or
+ * retried); returns A's outcome and how many times A's transaction ran.
+ */
+const olderTransactionRace = <E>(
+  streamType: string,
+  expectedVersion: ExpectedVersion.ExpectedVersion,
+  run: (
+    a: Effect.Effect<EventStore.AppendResult, EventStore.AppendError | SqlError.SqlError>
+  ) => Effect.Effect<EventStore.AppendResult, E>
+) =>
+  Effect.gen(function*() {
+    const store = yield* EventStore.EventStore
+    const sql = yield* SqlClient.SqlClient
+    const wroteFirst = yield* Deferred.make<void>()
+    const bCommitted = yield* Deferred.make<void>()
+    let attempts = 0
+    const a = yield* run(sql.withTransaction(Effect.gen(function*() {
+      attempts++
+      yield* store.append({ streamType, streamId: "other", events: [{ type: "Elsewhere", payload: {} }] })
+      yield* Deferred.succeed(wroteFirst, undefined)
+      yield* Deferred.await(bCommitted)
+      return yield* store.append({
+        streamType,
+        streamId: "s",
+        expectedVersion,
+        events: [{ type: "Second", payload: {} }]
+      })
+    }))).pipe(Effect.either, Effect.fork)
+    yield* Deferred.await(wroteFirst)
+    yield* store.append({ streamType, streamId: "s", events: [{ type: "First", payload: {} }] })
+    yield* Deferred.succeed(bCommitted, undefined)
+    return { outcome: yield* Fiber.join(a), attempts: () => attempts }
+  })
+
 layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true })), {
   excludeTestServices: true,
   timeout: "120 seconds"
@@ -50,30 +88,8 @@ layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true
     it.effect("a transaction that wrote before a committed append to S cannot append S's next version", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
-        const sql = yield* SqlClient.SqlClient
         const streamType = unique("Order")
-        const wroteFirst = yield* Deferred.make<void>()
-        const bCommitted = yield* Deferred.make<void>()
-        // 1. A starts and writes something else first, so it holds the older transaction id.
-        const a = yield* sql.withTransaction(
-          Effect.gen(function*() {
-            yield* store.append({ streamType, streamId: "other", events: [{ type: "Elsewhere", payload: {} }] })
-            yield* Deferred.succeed(wroteFirst, undefined)
-            yield* Deferred.await(bCommitted)
-            // 3. A appends S's next version; B has committed, so the expected version holds.
-            return yield* store.append({
-              streamType,
-              streamId: "s",
-              expectedVersion: ExpectedVersion.Exact(1),
-              events: [{ type: "Second", payload: {} }]
-            })
-          })
-        ).pipe(Effect.either, Effect.fork)
-        yield* Deferred.await(wroteFirst)
-        // 2. B appends S's first event and commits.
-        yield* store.append({ streamType, streamId: "s", events: [{ type: "First", payload: {} }] })
-        yield* Deferred.succeed(bCommitted, undefined)
-        const outcome = yield* Fiber.join(a)
+        const { outcome } = yield* olderTransactionRace(streamType, ExpectedVersion.Exact(1), (a) => a)
 
         // A is refused as a conflict that asks for the whole transaction to be retried, and wrote nothing.
         assert.isTrue(outcome._tag === "Left")
@@ -94,30 +110,16 @@ layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true
 
     it.effect("retried in a new transaction, A's append succeeds and the feed keeps version order", () =>
       Effect.gen(function*() {
-        const store = yield* EventStore.EventStore
-        const sql = yield* SqlClient.SqlClient
         const streamType = unique("Order")
-        const wroteFirst = yield* Deferred.make<void>()
-        const bCommitted = yield* Deferred.make<void>()
-        let attempts = 0
-        const a = yield* sql.withTransaction(
-          Effect.gen(function*() {
-            attempts++
-            yield* store.append({ streamType, streamId: "other", events: [{ type: "Elsewhere", payload: {} }] })
-            yield* Deferred.succeed(wroteFirst, undefined)
-            yield* Deferred.await(bCommitted)
-            return yield* store.append({ streamType, streamId: "s", events: [{ type: "Second", payload: {} }] })
-          })
-        ).pipe(
-          Effect.retry({ while: (e) => e._tag === "ConcurrencyConflict", times: 3 }),
-          Effect.fork
+        const { attempts, outcome } = yield* olderTransactionRace(
+          streamType,
+          ExpectedVersion.Any,
+          (a) => Effect.retry(a, { while: (e) => e._tag === "ConcurrencyConflict", times: 3 })
         )
-        yield* Deferred.await(wroteFirst)
-        yield* store.append({ streamType, streamId: "s", events: [{ type: "First", payload: {} }] })
-        yield* Deferred.succeed(bCommitted, undefined)
-        const result = yield* Fiber.join(a)
+        assert.isTrue(outcome._tag === "Right")
+        const result = Either.getOrThrow(outcome)
         assert.strictEqual(result.version, 2)
-        assert.strictEqual(attempts, 2)
+        assert.strictEqual(attempts(), 2)
         const feed = yield* feedOf(streamType, 3)
         assert.deepStrictEqual(
           feed.filter((e) => e.streamId === "s").map((e) => [e.version, e.type]),

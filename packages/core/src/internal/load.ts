@@ -34,17 +34,25 @@ export const foldEvents = <State>(
   return Either.right({ state, version })
 }
 
-/** @internal */
+/** @internal Folds the events after `from`, up to version `until` when given (the state a past command left). */
 export const load = <State>(
   store: EventStore.EventStore["Type"],
   aggregate: Aggregate.Aggregate.Any,
   id: string,
-  from: Loaded<State> = { state: aggregate.decider.initialState, version: 0 }
-): Effect.Effect<Loaded<State>, Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError> =>
-  store.readStream({ streamType: aggregate.name, streamId: id, fromVersion: from.version + 1 }).pipe(
+  from: Loaded<State> = { state: aggregate.decider.initialState, version: 0 },
+  until?: number
+): Effect.Effect<Loaded<State>, Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError> => {
+  if (until !== undefined && until <= from.version) return Effect.succeed(from)
+  return store.readStream({
+    streamType: aggregate.name,
+    streamId: id,
+    fromVersion: from.version + 1,
+    ...(until === undefined ? {} : { limit: until - from.version })
+  }).pipe(
     Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
     Effect.flatMap((events) => foldEvents(aggregate, events, from))
   )
+}
 
 /** @internal What a load needs to use snapshots: the store, the policy and the aggregate's compiled state codec. */
 export interface Snapshots<State> {
@@ -107,25 +115,35 @@ const usableSnapshot = <State>(
   )
 
 /**
- * @internal Loads through the latest usable snapshot, then only the events after it. The tail is read from the
- * snapshot's own version, so one extra row proves the stream really reaches it; a snapshot ahead of the stream (a
- * stream reset, a corrupt row) is a miss and the load replays events.
+ * @internal Loads through the latest usable snapshot, then only the events after it (up to version `until` when
+ * given; a snapshot past it is not used). The tail is read from the snapshot's own version, so one extra row proves
+ * the stream really reaches it; a snapshot ahead of the stream (a stream reset, a corrupt row) is a miss and the load
+ * replays events.
  */
 export const loadWithSnapshot = <State>(
   store: EventStore.EventStore["Type"],
   snapshots: Snapshots<State>,
   aggregate: Aggregate.Aggregate.Any,
-  id: string
+  id: string,
+  until?: number
 ): Effect.Effect<Loaded<State>, Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError> =>
   Effect.flatMap(usableSnapshot(snapshots, aggregate, id), (snapshot) => {
-    if (Option.isNone(snapshot)) return load<State>(store, aggregate, id)
+    const initial = { state: aggregate.decider.initialState, version: 0 }
+    if (Option.isNone(snapshot) || (until !== undefined && snapshot.value.version > until)) {
+      return load<State>(store, aggregate, id, initial, until)
+    }
     const from = snapshot.value
-    return store.readStream({ streamType: aggregate.name, streamId: id, fromVersion: from.version }).pipe(
+    return store.readStream({
+      streamType: aggregate.name,
+      streamId: id,
+      fromVersion: from.version,
+      ...(until === undefined ? {} : { limit: until - from.version + 1 })
+    }).pipe(
       Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
       Effect.flatMap((events) =>
         events[0]?.version === from.version
           ? foldEvents(aggregate, events.slice(1), from)
-          : Effect.zipRight(countMiss(aggregate, "ahead-of-stream"), load<State>(store, aggregate, id))
+          : Effect.zipRight(countMiss(aggregate, "ahead-of-stream"), load<State>(store, aggregate, id, initial, until))
       )
     )
   })

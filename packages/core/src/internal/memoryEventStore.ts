@@ -7,12 +7,11 @@ import * as ExpectedVersion from "../ExpectedVersion.js"
 import * as Position from "../Position.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 import { jsonEquals } from "./json.js"
+import { streamKey } from "./streamKey.js"
 
 interface StreamState {
   readonly events: Array<RecordedEvent.RecordedEvent>
 }
-
-const key = (streamType: string, streamId: string) => `${streamType.length}:${streamType}/${streamId}`
 
 /** @internal */
 export interface MemoryHooks {
@@ -31,7 +30,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
     let transactionId = 0n
 
     const versionOf = (streamType: string, streamId: string) =>
-      streams.get(key(streamType, streamId))?.events.length ?? 0
+      streams.get(streamKey({ streamType, streamId }))?.events.length ?? 0
 
     const append = (options: EventStore.AppendOptions) =>
       Effect.flatMap(prepare.prepareAppend(options), (req) =>
@@ -59,7 +58,9 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
                 streamType,
                 streamId,
                 version: last.version,
-                eventIds: req.events.map((e) => e.eventId),
+                eventIds: req.events.map((e) =>
+                  e.eventId
+                ),
                 position: Position.make(last.transactionId, last.globalPosition),
                 idempotent: true
               })
@@ -87,7 +88,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
             recordedAt
           }))
           hooks.onAppend?.(recorded)
-          const k = key(streamType, streamId)
+          const k = streamKey({ streamType, streamId })
           let stream = streams.get(k)
           if (!stream) {
             stream = { events: [] }
@@ -115,7 +116,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
         yield* prepare.validateStream(options)
         yield* prepare.validateFromVersion(options.fromVersion)
         const limit = yield* prepare.validateLimit(options.limit, Number.MAX_SAFE_INTEGER)
-        const stream = streams.get(key(options.streamType, options.streamId))
+        const stream = streams.get(streamKey({ streamType: options.streamType, streamId: options.streamId }))
         if (!stream) {
           return yield* new Errors.StreamNotFound({ streamType: options.streamType, streamId: options.streamId })
         }
@@ -171,8 +172,7 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
         return last ? Position.make(last.transactionId, last.globalPosition) : Position.start
       }),
       streamVersion: (stream) =>
-        Effect.map(prepare.validateStream(stream), () =>
-          versionOf(stream.streamType, stream.streamId)),
+        Effect.map(prepare.validateStream(stream), () => versionOf(stream.streamType, stream.streamId)),
       eventExists: (eventId) => Effect.sync(() => byId.has(eventId.toLowerCase()))
     }
   })

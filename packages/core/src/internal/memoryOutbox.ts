@@ -8,6 +8,7 @@ import * as Stream from "effect/Stream"
 import * as EventValidation from "../EventValidation.js"
 import type * as Outbox from "../Outbox.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
+import { streamKey } from "./streamKey.js"
 
 interface MutableRow {
   readonly entry: Outbox.Entry
@@ -29,9 +30,6 @@ export const writerOf = (
   outbox: Outbox.Outbox["Type"]
 ): Option.Option<(events: ReadonlyArray<RecordedEvent.RecordedEvent>) => void> =>
   Option.fromNullable(writers.get(outbox))
-
-const streamKey = (e: { readonly streamType: string; readonly streamId: string }) =>
-  `${e.streamType.length}:${e.streamType}/${e.streamId}`
 
 const toRow = (r: MutableRow): Outbox.Row => ({
   ...r.entry,

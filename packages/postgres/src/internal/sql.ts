@@ -1,7 +1,11 @@
 /** @internal Helpers shared by the PostgreSQL Layers: schema names, error mapping, row decoding. */
+import type * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Errors from "@eventfold/core/Errors"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
 
 /** @internal */
 export const DEFAULT_SCHEMA = "eventfold"
@@ -53,7 +57,7 @@ export const isRetryableCode = (code: string | undefined): boolean => {
   return code.startsWith("08") || // connection exception
     code === "40001" || code === "40P01" || // serialization failure, deadlock
     code.startsWith("53") || // insufficient resources (too many connections, out of memory, disk full)
-    code === "55P03" || code === "57014" || // lock not available (lock_timeout), query canceled (statement_timeout)
+    code === "55P03" || // lock not available (lock_timeout); a statement_timeout (57014) would time out again
     code === "57P01" || code === "57P02" || code === "57P03" // admin/crash shutdown, cannot connect now
 }
 
@@ -88,32 +92,65 @@ export const toStoreError = (operation: string, schema: string) => (error: SqlEr
   return new Errors.StoreError({ operation, reason: detail, retryable: isRetryable(error), ...code, cause: error })
 }
 
-/** @internal Checks that the tables a Layer needs exist, so a missing migration fails at startup with advice. */
+/**
+ * @internal Checks that the tables a Layer needs exist, so a missing migration fails at startup with advice. When
+ * eventfold's migrations were applied to another schema, the error names it: the usual cause is two settings.
+ */
 export const requireTables = (
-  sqlQuery: (
-    tables: ReadonlyArray<string>
-  ) => Effect.Effect<ReadonlyArray<{ readonly name: string; readonly found: boolean }>, SqlError.SqlError>,
+  sql: SqlClient.SqlClient,
   schema: string,
   tables: ReadonlyArray<string>
 ): Effect.Effect<void, Errors.StoreError> =>
-  sqlQuery(tables.map((t) => `${schema}.${t}`)).pipe(
-    Effect.mapError(toStoreError("connect", schema)),
-    Effect.flatMap((rows) => {
-      const missing = rows.filter((r) => !r.found).map((r) => r.name)
-      return missing.length === 0 ? Effect.void : Effect.fail(
-        new Errors.StoreError({
-          operation: "connect",
-          reason:
-            `missing table${missing.length > 1 ? "s" : ""} ${missing.join(", ")}: the database is not migrated. ` +
-            `Run PgMigrations.run({ schema: "${schema}" }) (or provide PgMigrations.layer) or apply migrations/*.sql ` +
-            `with psql -v schema=${schema}`
-        })
-      )
+  Effect.gen(function*() {
+    const names = tables.map((t) => `${schema}.${t}`)
+    const rows = yield* sql<{ name: string; found: boolean }>`SELECT n AS name, to_regclass(n) IS NOT NULL AS found
+      FROM unnest(${names}::text[]) AS n`
+    const missing = rows.filter((r) => !r.found).map((r) => r.name)
+    if (missing.length === 0) return
+    const elsewhere = (yield* sql<{ schema: string }>`SELECT DISTINCT table_schema AS schema
+      FROM information_schema.tables WHERE table_name = 'eventfold_migrations' ORDER BY 1`).map((r) => r.schema)
+    return yield* new Errors.StoreError({
+      operation: "connect",
+      reason:
+        `schema "${schema}" is not migrated: missing table${missing.length > 1 ? "s" : ""} ${missing.join(", ")}${
+          elsewhere.length > 0 ? ` (eventfold's migrations were applied to schema ${elsewhere.join(", ")})` : ""
+        }. Run PgMigrations.run({ schema: "${schema}" }) (or provide PgMigrations.layer, or PgEventfold with ` +
+        `migrations: "run") or apply migrations/*.sql with psql -v schema=${schema}`,
+      retryable: false
     })
-  )
+  }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(toStoreError("connect", schema)(e))))
 
 /**
  * @internal The NOTIFY channel on which appends to a schema send their wake-up hint: the schema name cut to 56
  * bytes (schema names are ASCII) plus "_events", within PostgreSQL's 63-byte limit. `append_events` builds the same.
  */
 export const eventsChannel = (schema: string): string => `${schema.slice(0, 56)}_events`
+
+/**
+ * @internal Decodes every row with `decode`; the first row that does not fit fails the lot as a corrupt store
+ * (rows come straight from the database, so a misfit is never the caller's input).
+ */
+export const decodeEach = <A>(
+  operation: string,
+  rows: ReadonlyArray<unknown>,
+  decode: (row: unknown) => Either.Either<A, string>
+): Effect.Effect<Array<A>, Errors.StoreError> => {
+  const out: Array<A> = new Array(rows.length)
+  for (let i = 0; i < rows.length; i++) {
+    const decoded = decode(rows[i])
+    if (Either.isLeft(decoded)) {
+      return Effect.fail(new Errors.StoreError({ operation, reason: decoded.left, retryable: false }))
+    }
+    out[i] = decoded.right
+  }
+  return Effect.succeed(out)
+}
+
+/** @internal The one row decoder of the PostgreSQL stores: `decodeEach` with a Schema. */
+export const decodeRows = <A, I>(operation: string, schema: Schema.Schema<A, I>) => {
+  const decode = Schema.decodeUnknownEither(schema)
+  const check = (row: unknown): Either.Either<A, string> =>
+    Either.mapLeft(decode(row), (e) => `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(e)}`)
+  return (rows: ReadonlyArray<unknown>): Effect.Effect<Array<A>, Errors.StoreError> =>
+    decodeEach(operation, rows, check)
+}
