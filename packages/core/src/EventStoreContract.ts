@@ -31,6 +31,17 @@ const ev = (type: string, payload: unknown = { n: 1 }, extra: Partial<NewEvent.N
 const numbered = (count: number, type = "Numbered") => Array.from({ length: count }, (_, i) => ev(type, { i: i + 1 }))
 
 /**
+ * The feed of these stream types once it shows `count` events. A store may show committed events a moment later
+ * (PostgreSQL hides them while an older transaction anywhere on the server is open); it never reorders them.
+ */
+const feedShowing = (store: EventStore.EventStore["Type"], streamTypes: ReadonlyArray<string>, count: number) =>
+  store.readAll({ streamTypes, limit: 10_000 }).pipe(
+    Effect.filterOrFail((events) => events.length >= count, () => "not yet" as const),
+    Effect.retry({ while: (e) => e === "not yet", schedule: Schedule.spaced("20 millis") }),
+    Effect.timeout("20 seconds")
+  )
+
+/**
  * Registers the contract suite against an EventStore Layer. The Layer is built once for the suite; every test uses
  * its own stream type, so tests never see each other's events.
  *
@@ -330,7 +341,7 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
           assert.strictEqual(read[0]!.streamId, streamId)
           assert.strictEqual(read[0]!.streamType, streamType)
         }
-        const feed = yield* store.readAll({ streamTypes: [streamType] })
+        const feed = yield* feedShowing(store, [streamType], ids.length)
         assert.deepStrictEqual(feed.map((e) => e.streamId), ids)
       }))
 
@@ -341,7 +352,7 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         for (let i = 0; i < 5; i++) {
           yield* store.append({ streamType, streamId: `s-${i % 2}`, events: [ev("Tick", { i }), ev("Tock", { i })] })
         }
-        const feed = yield* store.readAll({ streamTypes: [streamType] })
+        const feed = yield* feedShowing(store, [streamType], 10)
         assert.deepStrictEqual(feed.map((e) => [e.type, (e.payload as { i: number }).i]), [
           ["Tick", 0],
           ["Tock", 0],
@@ -394,7 +405,7 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
           events: [ev("Opened", {}, { metadata: { tenantId: tenant } })]
         })
         const both = [typeA, typeB]
-        const all = yield* store.readAll({ streamTypes: both })
+        const all = yield* feedShowing(store, both, 5)
         assert.strictEqual(all.length, 5)
         const opened = yield* store.readAll({ streamTypes: both, eventTypes: ["Opened"] })
         assert.deepStrictEqual(opened.map((e) => [e.streamType, e.streamId]), [[typeA, "1"], [typeB, "1"], [

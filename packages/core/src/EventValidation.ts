@@ -27,7 +27,7 @@ export const MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
  * The most UTF-8 bytes in a name kept as PostgreSQL text: stream type, stream id, event type, tenant id, subscription,
  * owner and relay ids. Two of them plus a version (~2 KB) fit in a btree index entry (at most ~2700 bytes).
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const MAX_NAME_BYTES = 1000
 /**
@@ -40,7 +40,7 @@ export const MAX_NAME_LENGTH = MAX_NAME_BYTES
  * jsonb up to ~14,500 levels at the default `max_stack_depth` (2 MB) and ~700 at its smallest setting; event data
  * nests a handful of levels deep.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const MAX_JSON_DEPTH = 100
 
@@ -92,14 +92,18 @@ const nameProblem = (name: unknown): string | undefined => {
  * of at most `MAX_NAME_BYTES` UTF-8 bytes, with no NUL character and no lone UTF-16 surrogate. `what` names it in
  * the `InvalidInput` reason.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const validateName = (what: string, name: string): Effect.Effect<void, Errors.InvalidInput> => {
   const problem = nameProblem(name)
   return problem === undefined ? Effect.void : invalid(`${what} ${problem}`)
 }
 
-/** @since 0.1.0 */
+/**
+ * Checks a stream reference: its type and id as `validateName` requires.
+ *
+ * @since 0.1.0
+ */
 export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void, Errors.InvalidInput> => {
   const typeProblem = nameProblem(stream.streamType)
   if (typeProblem !== undefined) return invalid(`streamType ${typeProblem}`)
@@ -111,7 +115,7 @@ export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void
 /**
  * Checks the filters of a feed read: text PostgreSQL compares as given, with no NUL character and no lone surrogate.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const validateFilter = (
   filter: Pick<EventStore.ReadAllOptions, "eventTypes" | "streamTypes" | "tenantId">
@@ -133,7 +137,7 @@ const filterProblem = (values: ReadonlyArray<string> | undefined, what: string):
 /**
  * Checks a feed read (its filters and limit) and returns its limit, `defaultLimit` when none is given.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const validateReadAll = (
   options: EventStore.ReadAllOptions,
@@ -145,7 +149,7 @@ export const validateReadAll = (
  * Replaces what PostgreSQL text cannot hold (NUL characters and lone surrogates) with U+FFFD, for free-form
  * diagnostics such as a parked event's error, which are kept rather than refused.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const sanitizeText = (text: string): string =>
   text.isWellFormed() && !text.includes("\u0000") ? text : text.toWellFormed().replaceAll("\u0000", "\uFFFD")
@@ -228,7 +232,7 @@ const jsonProblem = (value: unknown, depth: number): JsonProblem | undefined => 
  * refuses or alters them), nesting deeper than `MAX_JSON_DEPTH`, and values JSON cannot encode at all. One walk over
  * the value, then one `JSON.stringify`. `what` names the value in the `InvalidInput` reason.
  *
- * @since 0.1.0
+ * @since 0.2.0
  */
 export const encodeJson = (what: string, value: unknown): Either.Either<string, Errors.InvalidInput> => {
   try {
@@ -297,6 +301,8 @@ export const prepareAppend = (
         const metadata = event.metadata ?? {}
         const metadataJson = encodeJson(`event ${i}: metadata`, metadata)
         if (Either.isLeft(metadataJson)) return Effect.fail(metadataJson.left)
+        // Stores read metadata back as an object; an array, string or number would make every later read fail.
+        if (metadataJson.right.charCodeAt(0) !== 123) return invalid(`event ${i}: metadata must be a JSON object`)
         if (exceedsBytes(metadataJson.right, MAX_PAYLOAD_BYTES)) {
           return invalid(`event ${i}: metadata exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
         }

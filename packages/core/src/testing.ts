@@ -17,7 +17,7 @@ export * as CheckpointStoreContract from "./CheckpointStoreContract.js"
 export * as SubscriptionContract from "./SubscriptionContract.js"
 /** @since 0.1.0 */
 export * as OutboxContract from "./OutboxContract.js"
-/** @since 0.1.0 */
+/** @since 0.2.0 */
 export * as EventStoreInputContract from "./EventStoreInputContract.js"
 /** @since 0.2.0 */
 export * as CommandHandlerContract from "./CommandHandlerContract.js"

@@ -26,7 +26,7 @@ layer(runtime, { excludeTestServices: true, timeout: "120 seconds" })(
           const postgres = yield* EventStoreInputContract.attempt(yield* EventStore.EventStore, append)
           assert.deepStrictEqual(postgres, memory)
         }),
-      { timeout: 120_000, fastCheck: { numRuns: 50 } }
+      { timeout: 120_000, fastCheck: EventStoreInputContract.parameters(50) }
     )
 
     it.effect("acct-\\ud800 and acct-\\udbff never reach PostgreSQL, where both would be stored as acct-\\ufffd", () =>
