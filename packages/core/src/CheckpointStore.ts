@@ -121,6 +121,12 @@ export class CheckpointStore extends Context.Tag("@eventfold/core/CheckpointStor
   /** Sets the position unconditionally (rebuilds, operators); a running owner sees a conflict and resumes from it. */
   readonly reset: (subscriptionId: string, position: Position.Position) => Effect.Effect<void, Errors.StoreError>
   /**
+   * Inside a database transaction, waits for the checkpoint's row and holds it until the transaction ends. A rebuild
+   * takes it before clearing the read model, so that an owner's batch (in another process) that has already moved the
+   * checkpoint commits first and is cleared with the rest. A no-op where commits are atomic (in memory).
+   */
+  readonly lock: (subscriptionId: string) => Effect.Effect<void, Errors.StoreError>
+  /**
    * Stores a dead letter; parking the same event twice keeps the first. NUL characters and lone surrogates in its
    * `error` text are kept as U+FFFD (see `EventValidation.sanitizeText`).
    */
@@ -198,6 +204,7 @@ export const makeMemory: Effect.Effect<CheckpointStore["Type"]> = Effect.map(
               )
             )
           ),
+      lock: () => Effect.void,
       reset: (subscriptionId, position) =>
         Effect.flatMap(now, (at) =>
           Ref.update(ref, (state) => {

@@ -183,6 +183,12 @@ export const make = (
         Effect.asVoid
       )
 
+    const lock = (subscriptionId: string) =>
+      sql`SELECT 1 FROM ${checkpoints} WHERE subscription_id = ${subscriptionId} FOR UPDATE`.pipe(
+        Effect.mapError(storeError("checkpoint.lock")),
+        Effect.asVoid
+      )
+
     const park = (letter: Omit<CheckpointStore.DeadLetter, "parkedAt">) =>
       sql`INSERT INTO ${deadLetters} (subscription_id, event_id, transaction_id, global_position, stream_type,
           stream_id, event_type, error, attempts)
@@ -224,6 +230,7 @@ export const make = (
       release: (id, owner, status) => release(id, owner, status).pipe(Effect.withSpan("PgCheckpointStore.release")),
       commit: (o) => commit(o).pipe(Effect.withSpan("PgCheckpointStore.commit")),
       reset: (id, position) => reset(id, position).pipe(Effect.withSpan("PgCheckpointStore.reset")),
+      lock: (id) => lock(id).pipe(Effect.withSpan("PgCheckpointStore.lock")),
       park: (letter) => park(letter).pipe(Effect.withSpan("PgCheckpointStore.park")),
       deadLetters: (id) => listDeadLetters(id).pipe(Effect.withSpan("PgCheckpointStore.deadLetters"))
     }

@@ -146,8 +146,13 @@ export const make = (
         () =>
           lock.withPermits(1)(
             Effect.zipRight(
-              // Read model first, checkpoint last: the lock order of a projection's batch, so the two cannot deadlock.
-              transaction(Effect.zipRight(onReset, checkpoints.reset(id, Position.start))),
+              // The checkpoint's row first: an owner's batch in another process that has already moved the checkpoint
+              // commits before the read model is cleared, so its writes are cleared too and nothing applies twice. A
+              // batch that has not got that far waits for the reset, or deadlocks with it; PostgreSQL then aborts one
+              // of the two (40P01, retryable): the batch replays from the reset checkpoint, the reset runs again.
+              transaction(
+                Effect.zipRight(checkpoints.lock(id), Effect.zipRight(onReset, checkpoints.reset(id, Position.start)))
+              ).pipe(Effect.retry({ while: Errors.isRetryableStoreError, times: 5 })),
               Effect.all([
                 Ref.update(epoch, (n) => n + 1),
                 Ref.update(status, (s) => ({ ...s, position: Position.start })),
