@@ -14,7 +14,14 @@ import { fileURLToPath } from "node:url"
 import { database } from "./run.js"
 
 /** The examples, in the order they run; each is `examples/src/<name>.ts`, started by `npm run example:<name>`. */
-export const examples: ReadonlyArray<string> = ["snapshots", "outbox", "projection", "configuration", "idempotency"]
+export const examples: ReadonlyArray<string> = [
+  "snapshots",
+  "outbox",
+  "projection",
+  "configuration",
+  "idempotency",
+  "transactions"
+]
 
 /** Some examples exited non-zero. */
 export class ExamplesFailed extends Schema.TaggedError<ExamplesFailed>()("ExamplesFailed", {
