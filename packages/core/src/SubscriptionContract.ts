@@ -55,7 +55,7 @@ const appendMany = (streamType: string, from: number, count: number, type = "Num
         ))
   )
 
-const untilTrue = (check: Effect.Effect<boolean>, what: string) =>
+const untilTrue = <E>(check: Effect.Effect<boolean, E>, what: string) =>
   check.pipe(
     Effect.filterOrFail((ok) => ok, () => what),
     Effect.retry({ schedule: Schedule.spaced("25 millis"), while: (e) => e === what }),
@@ -159,7 +159,7 @@ export const suite = <E>(
         // End means "after what the feed shows now": wait until it shows the third event (a transaction open
         // elsewhere on the server can hide it for a moment).
         const store = yield* EventStore.EventStore
-        yield* untilTrue(Effect.map(Effect.orDie(store.headPosition), (head) => !Position.isAfter(third, head)), "feed")
+        yield* untilTrue(Effect.map(store.headPosition, (head) => !Position.isAfter(third, head)), "feed")
         const collect = (startFrom: Subscription.StartFrom) =>
           Effect.gen(function*() {
             const seen = yield* Ref.make<Array<RecordedEvent.RecordedEvent>>([])
