@@ -143,6 +143,38 @@ export class InvalidInput extends Schema.TaggedError<InvalidInput>()("InvalidInp
 }
 
 /**
+ * What kind of store failure a `StoreError` is. Retrying can help with the first three:
+ * - `connection`: the server could not be reached, or the connection was lost or shut down;
+ * - `conflict`: a serialization failure or a deadlock, which aborted the transaction;
+ * - `resources`: the server is out of connections, memory or disk, or a `lock_timeout` expired.
+ * Retrying cannot help with the others:
+ * - `timeout`: a `statement_timeout`, which the same statement would hit again;
+ * - `permission`: authentication failed, or the role lacks a privilege;
+ * - `schema`: a missing database, schema, table or function (not migrated);
+ * - `data`: a stored row the store cannot read, or a checkpoint the server cannot honour (after a logical restore);
+ * - `other`: anything else.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export const StoreErrorKind = Schema.Literal(
+  "connection",
+  "conflict",
+  "resources",
+  "timeout",
+  "permission",
+  "schema",
+  "data",
+  "other"
+)
+
+/**
+ * @since 0.2.0
+ * @category models
+ */
+export type StoreErrorKind = typeof StoreErrorKind.Type
+
+/**
  * The storage infrastructure failed (connection, missing table, ...). `cause` holds the original failure.
  * `retryable` says whether trying again can help: true for a lost connection, a timeout, a deadlock or an overloaded
  * server; false for a missing table, a permission, a bad checkpoint or a corrupt row. Loops such as subscriptions and
@@ -156,6 +188,8 @@ export class StoreError extends Schema.TaggedError<StoreError>()("StoreError", {
   reason: Schema.String,
   /** Whether retrying the operation can help; false when absent. */
   retryable: Schema.optional(Schema.Boolean),
+  /** What failed, when the store could tell (see `StoreErrorKind`). */
+  kind: Schema.optional(StoreErrorKind),
   /** The SQLSTATE (or driver error code) when the database reported one. */
   code: Schema.optional(Schema.String),
   cause: Schema.optional(Schema.Defect)

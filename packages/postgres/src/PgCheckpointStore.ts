@@ -135,7 +135,9 @@ export const make = (
                 operation: "checkpoint.claim",
                 reason: `the checkpoint of ${claimOptions.subscriptionId} is ahead of this server's transaction ` +
                   "counter: the database was restored logically. Rebase the checkpoint (reset the subscription, or " +
-                  "set its transaction_id to the new events' transaction ids) before running it"
+                  "set its transaction_id to the new events' transaction ids) before running it",
+                retryable: false,
+                kind: "data"
               })
             )
             : Effect.void

@@ -298,11 +298,12 @@ const TLS_VERIFY = /CERT|SIGNATURE|ISSUER|ERR_TLS/
 
 const connectError = (resolved: Resolved, error: SqlError.SqlError): Errors.StoreError => {
   const { code, text } = driverError(error)
-  const make = (reason: string, retryable: boolean) =>
+  const make = (reason: string, retryable: boolean, kind = internal.kindOfCode(code) ?? "connection") =>
     new Errors.StoreError({
       operation: "connect",
       reason,
       retryable,
+      kind,
       ...(code !== undefined ? { code } : {}),
       cause: error
     })
@@ -329,11 +330,12 @@ const connectError = (resolved: Resolved, error: SqlError.SqlError): Errors.Stor
   if (/does not support SSL/i.test(text)) {
     return make(
       `the server at ${resolved.where} does not accept SSL connections, but ssl (${environment.ssl}) asks for it`,
-      false
+      false,
+      "other"
     )
   }
   if (code !== undefined && TLS_VERIFY.test(code)) {
-    return make(`SSL verification of the server at ${resolved.where} failed: ${text}`, false)
+    return make(`SSL verification of the server at ${resolved.where} failed: ${text}`, false, "permission")
   }
   return make(
     `cannot connect to PostgreSQL at ${resolved.where} within ${Duration.format(resolved.connectTimeout)}: ${text}`,

@@ -201,7 +201,8 @@ export const verify = (
         operation: "connect",
         reason: `schema "${schema}" is migrated up to ${applied} of ${latest}: run PgMigrations.run({ schema: ` +
           `"${schema}" }) as the schema's owner (or psql -v schema=${schema} -f migrations/<file>.sql for the rest)`,
-        retryable: false
+        retryable: false,
+        kind: "schema"
       })
     }
   }).pipe(Effect.withSpan("PgMigrations.verify"))

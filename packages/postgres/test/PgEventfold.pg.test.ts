@@ -103,6 +103,7 @@ describe("PgEventfold", () => {
       assert.strictEqual(error._tag, "StoreError")
       assert.include(error.message, `schema "billing" is not migrated`)
       assert.include(error.message, "applied to schema orders")
+      assert.isTrue(error._tag === "StoreError" && error.kind === "schema" && error.retryable === false)
     }).pipe(Effect.scoped))
 
   it.live("outbox off: appends write no rows, and a relay stops at once saying the outbox is off", () =>

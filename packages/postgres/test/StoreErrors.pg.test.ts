@@ -65,6 +65,7 @@ describe(`classified store errors (${PgTest.serverLabel()})`, () => {
         assert.strictEqual(error._tag, "StoreError")
         if (error._tag === "StoreError") {
           assert.strictEqual(error.code, "42501")
+          assert.strictEqual(error.kind, "permission")
           assert.isFalse(error.retryable)
         }
         assert.strictEqual((yield* subscription.status).phase, "failed")

@@ -46,32 +46,44 @@ export const pgError = (error: SqlError.SqlError): PgErrorInfo => {
 }
 
 /**
- * @internal Whether retrying can help with a failure of this SQLSTATE or driver code: a lost or refused connection,
- * a deadlock or serialization failure, a timeout, an overloaded or restarting server. Anything else (a missing table,
- * a permission, bad input, a corrupt row) fails the same way again.
+ * @internal What kind of failure a SQLSTATE or driver code is (see `Errors.StoreErrorKind`); `undefined` for none.
  */
-export const isRetryableCode = (code: string | undefined): boolean => {
-  if (code === undefined) return false
+export const kindOfCode = (code: string | undefined): Errors.StoreErrorKind | undefined => {
+  if (code === undefined) return undefined
   // Node's socket errors (ECONNREFUSED, ECONNRESET, ETIMEDOUT, EPIPE, ...): the server is unreachable for now.
-  if (/^E[A-Z]+$/.test(code)) return true
-  return code.startsWith("08") || // connection exception
-    code === "40001" || code === "40P01" || // serialization failure, deadlock
-    code.startsWith("53") || // insufficient resources (too many connections, out of memory, disk full)
-    code === "55P03" || // lock not available (lock_timeout); a statement_timeout (57014) would time out again
-    code === "57P01" || code === "57P02" || code === "57P03" // admin/crash shutdown, cannot connect now
+  if (/^E[A-Z]+$/.test(code)) return "connection"
+  if (code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03") return "connection"
+  if (code === "40001" || code === "40P01") return "conflict"
+  // Insufficient resources (too many connections, out of memory, disk full), lock_timeout.
+  if (code.startsWith("53") || code === "55P03") return "resources"
+  if (code === "57014") return "timeout"
+  if (code === "42501" || code.startsWith("28")) return "permission"
+  if (code === "42P01" || code === "42883" || code === "3F000" || code === "3D000") return "schema"
+  return "other"
 }
+
+const RETRYABLE: ReadonlySet<Errors.StoreErrorKind> = new Set(["connection", "conflict", "resources"])
+
+/** @internal Whether retrying can help with a failure of this kind. */
+export const isRetryableKind = (kind: Errors.StoreErrorKind | undefined): boolean =>
+  kind !== undefined && RETRYABLE.has(kind)
+
+/** @internal Whether retrying can help with a failure of this SQLSTATE or driver code. */
+export const isRetryableCode = (code: string | undefined): boolean => isRetryableKind(kindOfCode(code))
 
 /** Driver failures that carry no code but say the connection is gone. */
 const CONNECTION_LOST =
   /connection terminated|connection error|failed to acquire connection|timeout exceeded when trying to connect|ECONNRE/i
 
-/** @internal Whether retrying can help with this SqlError. */
-export const isRetryable = (error: SqlError.SqlError): boolean => {
+/** @internal What kind of failure this SqlError is. */
+export const kindOf = (error: SqlError.SqlError): Errors.StoreErrorKind => {
   const info = pgError(error)
-  return info.code !== undefined
-    ? isRetryableCode(info.code)
-    : CONNECTION_LOST.test(`${info.message ?? ""} ${error.message}`)
+  if (info.code !== undefined) return kindOfCode(info.code) ?? "other"
+  return CONNECTION_LOST.test(`${info.message ?? ""} ${error.message}`) ? "connection" : "other"
 }
+
+/** @internal Whether retrying can help with this SqlError. */
+export const isRetryable = (error: SqlError.SqlError): boolean => isRetryableKind(kindOf(error))
 
 /** @internal Turns an SqlError into a classified StoreError that says what to do about it. */
 export const toStoreError = (operation: string, schema: string) => (error: SqlError.SqlError): Errors.StoreError => {
@@ -85,11 +97,20 @@ export const toStoreError = (operation: string, schema: string) => (error: SqlEr
         `${detail}. The eventfold schema "${schema}" is not migrated: run PgMigrations.run({ schema: "${schema}" }) ` +
         `or psql -v schema=${schema} -f migrations/<file>.sql for each file in order`,
       retryable: false,
+      kind: "schema",
       ...code,
       cause: error
     })
   }
-  return new Errors.StoreError({ operation, reason: detail, retryable: isRetryable(error), ...code, cause: error })
+  const kind = kindOf(error)
+  return new Errors.StoreError({
+    operation,
+    reason: detail,
+    retryable: isRetryableKind(kind),
+    kind,
+    ...code,
+    cause: error
+  })
 }
 
 /**
@@ -116,7 +137,8 @@ export const requireTables = (
           elsewhere.length > 0 ? ` (eventfold's migrations were applied to schema ${elsewhere.join(", ")})` : ""
         }. Run PgMigrations.run({ schema: "${schema}" }) (or provide PgMigrations.layer, or PgEventfold with ` +
         `migrations: "run") or apply migrations/*.sql with psql -v schema=${schema}`,
-      retryable: false
+      retryable: false,
+      kind: "schema"
     })
   }).pipe(Effect.catchTag("SqlError", (e) => Effect.fail(toStoreError("connect", schema)(e))))
 
@@ -139,7 +161,7 @@ export const decodeEach = <A>(
   for (let i = 0; i < rows.length; i++) {
     const decoded = decode(rows[i])
     if (Either.isLeft(decoded)) {
-      return Effect.fail(new Errors.StoreError({ operation, reason: decoded.left, retryable: false }))
+      return Effect.fail(new Errors.StoreError({ operation, reason: decoded.left, retryable: false, kind: "data" }))
     }
     out[i] = decoded.right
   }
