@@ -5,6 +5,8 @@
 -- append_events refuses (status 'stale', a retryable conflict) an append from a transaction older than that one.
 -- Standalone appends never hit it: they take the stream's advisory lock before their transaction has an id, so the
 -- id they get is newer than that of every append that committed before them.
+-- Apply it while no append runs on the 0001 function: one blocked behind the ALTER TABLE would finish without
+-- recording its transaction id, leaving that stream's check lenient until its next append.
 -- Also: the NOTIFY channel is cut to 56 bytes of the schema name plus "_events", within the 63-byte limit.
 -- Apply with psql:  psql "$DATABASE_URL" -v schema=eventfold -f migrations/0005_stream_order.sql
 -- The library applies the same text through PgMigrations, substituting :"schema" (psql's quoted-identifier form).
@@ -77,7 +79,9 @@ BEGIN
   -- id it then gets is newer than that of every append to the stream that committed before. Appends that carry ids
   -- also rely on it, so a concurrent retry sees the first one's rows.
   PERFORM pg_advisory_xact_lock(hashtextextended(p_stream_type || '/' || p_stream_id, 7130));
-  v_xid := pg_current_xact_id();
+  -- The transaction's id if it already has one (it wrote before); NULL otherwise. No id is taken here: an append that
+  -- ends as a conflict or an idempotent repeat writes nothing and must not hold back the feed horizon.
+  v_xid := pg_current_xact_id_if_assigned();
 
   IF p_check_ids THEN
     SELECT count(*)::integer,
@@ -107,25 +111,25 @@ BEGIN
 
   IF p_expected_kind = 'any' THEN
     INSERT INTO streams AS s (stream_type, stream_id, version, tenant_id, last_transaction_id)
-    VALUES (p_stream_type, p_stream_id, v_count, p_metadata[1] ->> 'tenantId', v_xid)
+    VALUES (p_stream_type, p_stream_id, v_count, p_metadata[1] ->> 'tenantId', pg_current_xact_id())
     ON CONFLICT (stream_type, stream_id)
-      DO UPDATE SET version = s.version + v_count, updated_at = now(), last_transaction_id = v_xid
-      WHERE s.last_transaction_id IS NULL OR s.last_transaction_id <= v_xid
+      DO UPDATE SET version = s.version + v_count, updated_at = now(), last_transaction_id = pg_current_xact_id()
+      WHERE v_xid IS NULL OR s.last_transaction_id IS NULL OR s.last_transaction_id <= v_xid
     RETURNING s.version INTO v_version;
   ELSIF p_expected_kind = 'no_stream' OR (p_expected_kind = 'exact' AND p_expected_version = 0) THEN
     INSERT INTO streams (stream_type, stream_id, version, tenant_id, last_transaction_id)
-    VALUES (p_stream_type, p_stream_id, v_count, p_metadata[1] ->> 'tenantId', v_xid)
+    VALUES (p_stream_type, p_stream_id, v_count, p_metadata[1] ->> 'tenantId', pg_current_xact_id())
     ON CONFLICT (stream_type, stream_id) DO NOTHING
     RETURNING version INTO v_version;
   ELSIF p_expected_kind = 'exact' THEN
-    UPDATE streams SET version = version + v_count, updated_at = now(), last_transaction_id = v_xid
+    UPDATE streams SET version = version + v_count, updated_at = now(), last_transaction_id = pg_current_xact_id()
      WHERE stream_type = p_stream_type AND stream_id = p_stream_id AND version = p_expected_version
-       AND (last_transaction_id IS NULL OR last_transaction_id <= v_xid)
+       AND (v_xid IS NULL OR last_transaction_id IS NULL OR last_transaction_id <= v_xid)
     RETURNING version INTO v_version;
   ELSIF p_expected_kind = 'stream_exists' THEN
-    UPDATE streams SET version = version + v_count, updated_at = now(), last_transaction_id = v_xid
+    UPDATE streams SET version = version + v_count, updated_at = now(), last_transaction_id = pg_current_xact_id()
      WHERE stream_type = p_stream_type AND stream_id = p_stream_id
-       AND (last_transaction_id IS NULL OR last_transaction_id <= v_xid)
+       AND (v_xid IS NULL OR last_transaction_id IS NULL OR last_transaction_id <= v_xid)
     RETURNING version INTO v_version;
   ELSE
     RAISE EXCEPTION 'append_events: unknown expected kind %', p_expected_kind USING ERRCODE = '22023';
@@ -178,6 +182,6 @@ BEGIN
     PERFORM pg_notify(left(current_schema(), 56) || '_events', '1');
   END IF;
 
-  RETURN QUERY SELECT 'ok'::text, v_version, v_xid, v_last, NULL::uuid;
+  RETURN QUERY SELECT 'ok'::text, v_version, pg_current_xact_id(), v_last, NULL::uuid;
 END;
 $$;

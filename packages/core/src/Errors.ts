@@ -38,7 +38,10 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
   streamType: Schema.String,
   streamId: Schema.String,
   expected: ExpectedVersion.ExpectedVersion,
-  /** The stream's current version; 0 when the stream does not exist. */
+  /**
+   * The stream's current version; 0 when the stream does not exist; -1 when unknown (a serialization failure aborted
+   * the transaction, so nothing could be read in it).
+   */
   actual: Schema.Number,
   /** Why the append conflicted; `version` when absent. */
   reason: Schema.optional(ConflictReason)
@@ -55,7 +58,8 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
         return `${where}: the stream's last append (version ${this.actual}) came from a transaction that began ` +
           `writing after this one; roll back and retry the whole transaction so the feed keeps the stream's order`
       case "serialization":
-        return `${where}: serialization failure (SQLSTATE 40001); roll back and retry the whole transaction`
+        return `${where}: the transaction was aborted by a concurrent write (serialization failure); roll back and ` +
+          `retry the whole transaction`
       default:
         return `${where}: expected ${ExpectedVersion.format(this.expected)}, actual version ${this.actual}`
     }
@@ -176,7 +180,7 @@ export type StoreErrorKind = typeof StoreErrorKind.Type
 
 /**
  * The storage infrastructure failed (connection, missing table, ...). `cause` holds the original failure.
- * `retryable` says whether trying again can help: true for a lost connection, a timeout, a deadlock or an overloaded
+ * `retryable` says whether trying again can help: true for a lost connection, a lock timeout, a deadlock or an overloaded
  * server; false for a missing table, a permission, a bad checkpoint or a corrupt row. Loops such as subscriptions and
  * relays retry only the first kind and stop, typed, on the second.
  *

@@ -14,7 +14,6 @@ import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
 import * as Clock from "effect/Clock"
 import type * as ConfigError from "effect/ConfigError"
-import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -126,13 +125,6 @@ const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
   }
 }
 
-/** Runs a query on a pooled connection of its own, even when called inside a caller's transaction. */
-const outsideTransaction = <A, E>(effect: Effect.Effect<A, E>): Effect.Effect<A, E> =>
-  Effect.mapInputContext(
-    effect,
-    (context: Context.Context<never>) => Context.omit(SqlClient.TransactionConnection)(context)
-  )
-
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
@@ -194,7 +186,8 @@ export const make = (
       )
 
     const mapAppendFailure =
-      (req: prepare.PreparedAppend) => (error: SqlError.SqlError): Effect.Effect<never, EventStore.AppendError> => {
+      (req: prepare.PreparedAppend, inTransaction: boolean) =>
+      (error: SqlError.SqlError): Effect.Effect<never, EventStore.AppendError> => {
         const info = internal.pgError(error)
         if (info.code === "23505" && info.constraint === "events_event_id_key") {
           // Another stream already holds one of these ids (content equality is only checked within the stream).
@@ -203,21 +196,35 @@ export const make = (
             new Errors.DuplicateEvent({ eventId: id, streamType: req.streamType, streamId: req.streamId })
           )
         }
-        const serialization = info.code === "40001"
-        if (serialization || (info.code === "23505" && info.constraint === "events_stream_version_key")) {
-          // A serialization failure aborted the caller's transaction: read the actual version outside it.
-          const read = currentVersion(req.streamType, req.streamId)
-          const actual = (serialization ? outsideTransaction(read) : read).pipe(Effect.mapError(storeError("append")))
-          return Effect.flatMap(actual, (actual) =>
-            Effect.fail(
-              new Errors.ConcurrencyConflict({
-                streamType: req.streamType,
-                streamId: req.streamId,
-                expected: req.expectedVersion,
-                actual,
-                ...(serialization ? { reason: "serialization" as const } : {})
-              })
-            ))
+        const versionTaken = info.code === "23505" && info.constraint === "events_stream_version_key"
+        if (info.code === "40001" || (versionTaken && inTransaction)) {
+          // The failure aborted the caller's transaction: nothing in it can be read now, and another connection may
+          // not be free, so the actual version is reported as unknown (-1). Only a new transaction can succeed.
+          return Effect.fail(
+            new Errors.ConcurrencyConflict({
+              streamType: req.streamType,
+              streamId: req.streamId,
+              expected: req.expectedVersion,
+              actual: -1,
+              reason: "serialization"
+            })
+          )
+        }
+        if (versionTaken) {
+          // A writer that bypassed append_events took the version (the unique key is the backstop): read the actual.
+          return currentVersion(req.streamType, req.streamId).pipe(
+            Effect.mapError(storeError("append")),
+            Effect.flatMap((actual) =>
+              Effect.fail(
+                new Errors.ConcurrencyConflict({
+                  streamType: req.streamType,
+                  streamId: req.streamId,
+                  expected: req.expectedVersion,
+                  actual
+                })
+              )
+            )
+          )
         }
         return Effect.fail(storeError("append")(error))
       }
@@ -241,7 +248,7 @@ export const make = (
           ${req.events.map((e) => e.payloadJson)}::jsonb[],
           ${req.events.map((e) => e.metadataJson)}::jsonb[],
           ${carriesHint}, ${outbox})`.pipe(
-              Effect.catchTag("SqlError", mapAppendFailure(req)),
+              Effect.catchTag("SqlError", mapAppendFailure(req, inTransaction)),
               Effect.flatMap(decodeAppendRows),
               Effect.flatMap((rows): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
                 const row = rows[0]

@@ -43,9 +43,7 @@ export interface Options<E, R> extends Omit<Subscription.Options<E, R>, "transac
 export const transaction = (sql: SqlClient.SqlClient): Subscription.Transaction => (effect) =>
   PgTransaction.withTransaction(effect).pipe(
     Effect.provideService(SqlClient.SqlClient, sql),
-    Effect.mapError((e) =>
-      e instanceof SqlError.SqlError ? internal.toStoreError("projection.transaction", "eventfold")(e) : e
-    )
+    Effect.mapError((e) => e instanceof SqlError.SqlError ? internal.toStoreError("projection.transaction")(e) : e)
   )
 
 /**

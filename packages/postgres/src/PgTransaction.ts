@@ -6,6 +6,8 @@
  * - a failure to connect or BEGIN is a `StoreError` (retryable when the server was unreachable): nothing ran;
  * - a failure of the body is returned as it is, whatever happened to the ROLLBACK after it (the transaction did not
  *   commit either way);
+ * - a body that caught the failure of one of its statements (PostgreSQL then aborts the transaction, and COMMIT would
+ *   quietly roll back) is a retryable `StoreError` with `operation: "commit"` and `code: "25P02"`: nothing committed;
  * - a failed COMMIT is a `StoreError` with `operation: "commit"`. A serialization failure there (SQLSTATE 40001) is
  *   retryable: nothing was committed. A connection lost during COMMIT is not: the transaction may or may not have
  *   committed, so only appends with caller-supplied event ids (which the store recognises) are safe to repeat.
@@ -59,43 +61,73 @@ const sqlErrorOf = (cause: Cause.Cause<unknown>): SqlError.SqlError | undefined 
 
 const beginFailed = (cause: Cause.Cause<unknown>): Effect.Effect<never, Errors.StoreError> => {
   const error = sqlErrorOf(cause)
-  return error ? Effect.fail(internal.toStoreError("begin", "eventfold")(error)) : Effect.failCause(Cause.die(cause))
+  return error ? Effect.fail(internal.toStoreError("begin")(error)) : Effect.failCause(Cause.die(cause))
 }
 
 const commitFailed = (cause: Cause.Cause<unknown>): Effect.Effect<never, Errors.StoreError> => {
   const error = sqlErrorOf(cause)
   if (!error) return Effect.failCause(Cause.die(Cause.squash(cause)))
   const info = internal.pgError(error)
-  const serialization = info.code === "40001" || info.code === "40P01"
-  const connectionLost = !serialization && internal.isRetryable(error)
+  const kind = internal.kindOf(error)
+  const detail = info.message ?? error.message
   return Effect.fail(
     new Errors.StoreError({
       operation: "commit",
-      reason: serialization
-        ? `${info.message ?? error.message}: nothing was committed; retry the whole transaction`
-        : connectionLost
-        ? `${info.message ?? error.message}: the connection was lost during COMMIT, so the transaction may or may ` +
-          `not have committed. Appends with caller-supplied event ids can be repeated safely; others cannot`
-        : info.message ?? error.message,
-      retryable: serialization,
+      reason: kind === "conflict"
+        ? `${detail}: nothing was committed; retry the whole transaction`
+        : kind === "connection"
+        ? `${detail}: the connection was lost during COMMIT, so the transaction may or may not have committed. ` +
+          `Appends with caller-supplied event ids can be repeated safely; others cannot`
+        : detail,
+      // A lost COMMIT is not retryable: the outcome is unknown, and a blind retry could apply the work twice.
+      retryable: kind === "conflict",
+      kind,
       ...(info.code !== undefined ? { code: info.code } : {}),
       cause: error
     })
   )
 }
 
+/**
+ * A body can catch the failure of one of its statements and succeed, but PostgreSQL has aborted the transaction, and
+ * its COMMIT then quietly rolls back. So before COMMIT the transaction is asked whether it can still commit.
+ */
+const stillOpen = (sql: SqlClient.SqlClient): Effect.Effect<void, Errors.StoreError> =>
+  sql`SELECT 1`.pipe(
+    Effect.mapError((error) =>
+      internal.pgError(error).code === "25P02"
+        ? new Errors.StoreError({
+          operation: "commit",
+          reason: "the transaction was aborted by a statement whose failure the body caught (a serialization " +
+            "failure, a timeout, ...): nothing was committed; retry the whole transaction",
+          retryable: true,
+          kind: "conflict",
+          code: "25P02",
+          cause: error
+        })
+        : internal.toStoreError("commit")(error)
+    ),
+    Effect.asVoid
+  )
+
 const once = <A, E, R>(
   sql: SqlClient.SqlClient,
-  effect: Effect.Effect<A, E, R>
+  effect: Effect.Effect<A, E, R>,
+  nested: boolean
 ): Effect.Effect<A, E | Errors.StoreError, R> =>
   Effect.suspend(() => {
     let bodyExit: Exit.Exit<A, E> | undefined
-    return sql.withTransaction(Effect.onExit(effect, (exit) => Effect.sync(() => void (bodyExit = exit)))).pipe(
+    const body = Effect.onExit(effect, (exit) => Effect.sync(() => void (bodyExit = exit)))
+    // Only the outermost transaction commits; a nested one is a savepoint, checked by the COMMIT around it.
+    return sql.withTransaction(nested ? body : Effect.zipLeft(body, stillOpen(sql))).pipe(
       Effect.catchAllCause((cause): Effect.Effect<A, E | Errors.StoreError> => {
         // Nothing ran: the connection or BEGIN failed.
         if (bodyExit === undefined) return beginFailed(cause)
         // The body failed and the transaction was rolled back (or its connection is gone, which rolls it back too).
         if (Exit.isFailure(bodyExit)) return Effect.failCause(bodyExit.cause)
+        // The body succeeded, but the transaction could no longer commit (see `stillOpen`): it was rolled back.
+        const failure = Cause.failureOption(cause)
+        if (Option.isSome(failure) && failure.value instanceof Errors.StoreError) return Effect.fail(failure.value)
         return commitFailed(cause)
       })
     )
@@ -125,7 +157,7 @@ export const withTransaction: {
     Effect.gen(function*() {
       const sql = yield* SqlClient.SqlClient
       const nested = Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))
-      const run = once(sql, effect)
+      const run = once(sql, effect, nested)
       return yield* (options?.retry === undefined || nested
         ? run
         : Effect.retry(run, { schedule: options.retry, while: isRetryable }))

@@ -134,6 +134,41 @@ layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true
         )
       }))
 
+    it.effect("an append that writes nothing (idempotent repeat, conflict) gives its transaction no id", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const sql = yield* SqlClient.SqlClient
+        const streamType = unique("NoWrite")
+        const eventId = crypto.randomUUID()
+        yield* store.append({ streamType, streamId: "x", events: [{ type: "Once", payload: {}, eventId }] })
+        yield* store.append({ streamType, streamId: "y", events: [{ type: "First", payload: {} }] })
+        const result = yield* sql.withTransaction(Effect.gen(function*() {
+          const repeat = yield* store.append({
+            streamType,
+            streamId: "x",
+            events: [{ type: "Once", payload: {}, eventId }]
+          })
+          assert.isTrue(repeat.idempotent)
+          const conflict = yield* Effect.flip(
+            store.append({
+              streamType,
+              streamId: "x",
+              expectedVersion: ExpectedVersion.Exact(7),
+              events: [{ type: "No", payload: {} }]
+            })
+          )
+          assert.strictEqual(conflict._tag, "ConcurrencyConflict")
+          const [{ assigned }] = yield* sql<
+            { assigned: boolean }
+          >`SELECT pg_current_xact_id_if_assigned() IS NOT NULL AS assigned`
+          assert.isFalse(assigned, "a transaction that wrote nothing holds no id (it would hold the feed back)")
+          // Another writer appends to y meanwhile; this transaction's first real write is still not refused.
+          yield* outsidePool(store.append({ streamType, streamId: "y", events: [{ type: "Meanwhile", payload: {} }] }))
+          return yield* store.append({ streamType, streamId: "y", events: [{ type: "Mine", payload: {} }] })
+        }))
+        assert.strictEqual(result.version, 3)
+      }))
+
     it.effect("under REPEATABLE READ a losing append is a serialization conflict, and a retried transaction wins", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
@@ -160,7 +195,7 @@ layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true
         if (outcome._tag === "Left" && outcome.left._tag === "ConcurrencyConflict") {
           assert.strictEqual(outcome.left.reason, "serialization")
           assert.isTrue(outcome.left.retriesTransaction)
-          assert.strictEqual(outcome.left.actual, 2)
+          assert.strictEqual(outcome.left.actual, -1, "unknown: nothing can be read in an aborted transaction")
         }
         // The same unit of work under PgTransaction with a retry: the second attempt gets a fresh snapshot and wins.
         // (Both latches are already set, so the retry runs straight through.)
@@ -170,6 +205,26 @@ layer(Layer.provideMerge(PgOutbox.layer(), PgTest.layerEventStore({ outbox: true
         assert.strictEqual(attempts, 1)
         const types = (yield* store.readStream({ streamType, streamId: "s" })).map((e) => e.type)
         assert.deepStrictEqual(types, ["First", "Theirs", "Mine"])
+      }))
+
+    it.effect("PgTransaction refuses to report success for a transaction a caught failure aborted", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const sql = yield* SqlClient.SqlClient
+        const streamType = unique("Aborted")
+        // The body appends, then catches a failing statement: PostgreSQL has aborted the transaction by then, and
+        // its COMMIT would quietly roll the append back.
+        const body = Effect.zipRight(
+          store.append({ streamType, streamId: "audit", events: [{ type: "Noted", payload: {} }] }),
+          Effect.ignore(sql`SELECT 1 / 0`)
+        )
+        const error = yield* Effect.flip(PgTransaction.withTransaction(body))
+        assert.strictEqual(error._tag, "StoreError")
+        if (error._tag === "StoreError") {
+          assert.strictEqual(error.code, "25P02")
+          assert.isTrue(error.retryable)
+        }
+        assert.strictEqual(yield* store.streamVersion({ streamType, streamId: "audit" }), 0)
       }))
 
     it.effect("PgTransaction types a COMMIT on a lost connection (raw sql.withTransaction dies)", () =>

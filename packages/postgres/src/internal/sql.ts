@@ -86,11 +86,12 @@ export const kindOf = (error: SqlError.SqlError): Errors.StoreErrorKind => {
 export const isRetryable = (error: SqlError.SqlError): boolean => isRetryableKind(kindOf(error))
 
 /** @internal Turns an SqlError into a classified StoreError that says what to do about it. */
-export const toStoreError = (operation: string, schema: string) => (error: SqlError.SqlError): Errors.StoreError => {
+export const toStoreError = (operation: string, schema?: string) => (error: SqlError.SqlError): Errors.StoreError => {
   const info = pgError(error)
   const detail = info.message ?? error.message
   const code = info.code !== undefined ? { code: info.code } : {}
-  if (info.code === "42P01" || info.code === "42883" || info.code === "3F000") {
+  // Advice about eventfold's own schema only where the query was eventfold's own.
+  if (schema !== undefined && (info.code === "42P01" || info.code === "42883" || info.code === "3F000")) {
     return new Errors.StoreError({
       operation,
       reason:
