@@ -43,7 +43,7 @@ export interface Options {
 }
 
 /**
- * True for the failures after which running the whole transaction again can succeed: any `ConcurrencyConflict` and
+ * True for the failures after which running the whole transaction again can succeed: every `ConcurrencyConflict` and
  * any `StoreError` marked retryable.
  *
  * @since 0.2.0
