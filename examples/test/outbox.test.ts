@@ -2,7 +2,8 @@
 // reported as skipped, with the reason printed.
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryEventfold } from "@eventfold/core"
-import { PgEventfold, PgTest } from "@eventfold/postgres"
+import type { PgEventfold } from "@eventfold/postgres"
+import { PgTest } from "@eventfold/postgres"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import { probeNats, program, type RelayResult, toNats } from "../src/outbox.js"
@@ -36,12 +37,7 @@ const check = (result: RelayResult) => {
 }
 
 const onPostgres = <A, E>(effect: Effect.Effect<A, E, PgEventfold.Services>) =>
-  Effect.gen(function*() {
-    const db = yield* PgTest.freshDatabase()
-    return yield* effect.pipe(
-      Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify", outbox: true }))
-    )
-  }).pipe(Effect.scoped)
+  Effect.provide(effect, PgTest.layerEventfold({ outbox: true }))
 
 describe("the outbox example", () => {
   it.live("relays to the in-memory publisher, in memory", () =>

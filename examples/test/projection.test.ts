@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryEventfold } from "@eventfold/core"
-import { PgDatabase, PgEventfold, PgTest } from "@eventfold/postgres"
+import { PgDatabase, PgTest } from "@eventfold/postgres"
 import * as Effect from "effect/Effect"
 import { createOrderListTable, program, type ProjectionResult } from "../src/projection.js"
 
@@ -30,7 +30,7 @@ describe("the projection example", () => {
       const db = yield* PgTest.freshDatabase()
       // The table is the application's migration, run by the owner; the program runs as the application role.
       yield* createOrderListTable.pipe(Effect.provide(PgDatabase.layer({ url: db.adminUrl, maxConnections: 1 })))
-      const stack = PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })
+      const stack = PgTest.eventfold(db)
       check(yield* program.pipe(Effect.provide(stack)))
     }).pipe(Effect.scoped))
 })

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { MemoryEventfold } from "@eventfold/core"
-import { PgEventfold, PgTest } from "@eventfold/postgres"
+import { PgTest } from "@eventfold/postgres"
 import * as Effect from "effect/Effect"
 import { program, type SnapshotsResult } from "../src/snapshots.js"
 
@@ -23,9 +23,5 @@ describe("the snapshots example", () => {
   it.effect("runs in memory", () => Effect.map(program, check).pipe(Effect.provide(MemoryEventfold.layer())))
 
   it.live(`runs on PostgreSQL as the application role (${PgTest.serverLabel()})`, () =>
-    Effect.gen(function*() {
-      const db = yield* PgTest.freshDatabase()
-      const stack = PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })
-      check(yield* program.pipe(Effect.provide(stack)))
-    }).pipe(Effect.scoped))
+    Effect.map(Effect.provide(program, PgTest.layerEventfold()), check))
 })

@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { PgEventfold, PgTest } from "@eventfold/postgres"
+import { PgTest } from "@eventfold/postgres"
 import * as Effect from "effect/Effect"
 import { program } from "../src/transactions.js"
 
@@ -7,10 +7,7 @@ import { program } from "../src/transactions.js"
 describe("the multi-stream transactions example", () => {
   it.live(`moves money atomically and keeps the feed in order, on PostgreSQL (${PgTest.serverLabel()})`, () =>
     Effect.gen(function*() {
-      const db = yield* PgTest.freshDatabase()
-      const result = yield* program.pipe(
-        Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify" }))
-      )
+      const result = yield* Effect.provide(program, PgTest.layerEventfold())
       assert.strictEqual(result.balances.reduce((a, b) => a + b, 0), 300)
       assert.isTrue(result.balances.every((b) => b >= 0))
       // Every account's events reach the feed as versions 1, 2, 3, ...: opening plus each transfer in or out.
@@ -19,5 +16,5 @@ describe("the multi-stream transactions example", () => {
       }
       const done = result.transfers - result.refused
       assert.strictEqual(result.feedVersions.flat().length, 3 + 2 * done)
-    }).pipe(Effect.scoped))
+    }))
 })

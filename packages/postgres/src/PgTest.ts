@@ -21,6 +21,7 @@ import type * as Scope from "effect/Scope"
 import * as internal from "./internal/sql.js"
 import * as PgDatabase from "./PgDatabase.js"
 import * as PgEmbedded from "./PgEmbedded.js"
+import * as PgEventfold from "./PgEventfold.js"
 import * as PgEventStore from "./PgEventStore.js"
 import * as PgMigrations from "./PgMigrations.js"
 import * as PgRoles from "./PgRoles.js"
@@ -221,3 +222,35 @@ export const layerEventStore = (
   EventStore.EventStore | PgClient.PgClient | SqlClient.SqlClient | Admin,
   Errors.StoreError | Errors.InvalidInput
 > => PgEventStore.layer(options).pipe(Layer.provideMerge(layerClient(options)))
+
+/**
+ * The switches of the whole stack; the database and the migrations mode are the test harness's.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Switches = Omit<PgEventfold.Options, "database" | "migrations">
+
+/**
+ * The whole stack (`PgEventfold`) on a test database, as its application role. The harness migrated the schema, so
+ * the stack only verifies it, as an application without DDL rights does.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const eventfold = (
+  database: TestDatabase,
+  switches?: Switches
+): Layer.Layer<PgEventfold.Services, Errors.StoreError | Errors.InvalidInput> =>
+  PgEventfold.layer({ ...switches, database: { url: database.url }, migrations: "verify" })
+
+/**
+ * `eventfold` on a fresh database of its own, dropped when the Layer closes.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerEventfold = (
+  switches?: Switches
+): Layer.Layer<PgEventfold.Services, Errors.StoreError | Errors.InvalidInput> =>
+  Layer.unwrapScoped(Effect.map(freshDatabase(), (database) => eventfold(database, switches)))

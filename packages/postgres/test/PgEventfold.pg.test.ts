@@ -27,13 +27,7 @@ import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 
 /** The stack as an application role without DDL rights runs it: on a database migrated beforehand, verified. */
-const stack = (options?: Partial<PgEventfold.Options>) =>
-  Layer.unwrapScoped(
-    Effect.map(
-      PgTest.freshDatabase(),
-      (db) => PgEventfold.layer({ database: { url: db.url }, migrations: "verify", outbox: true, ...options })
-    )
-  )
+const stack = () => PgTest.layerEventfold({ outbox: true })
 
 const label = `PgEventfold (${PgTest.serverLabel()})`
 EventStoreContract.suite(label, stack())
@@ -118,7 +112,7 @@ describe("PgEventfold", () => {
           Effect.timeout("5 seconds")
         )
         assert.include(error.message, "the outbox is off")
-      }).pipe(Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })))
+      }).pipe(Effect.provide(PgTest.eventfold(db)))
       const rows = yield* adminQuery(
         db.adminUrl,
         (sql) => sql<{ n: string }>`SELECT count(*)::text AS n FROM eventfold.outbox`
@@ -142,7 +136,7 @@ describe("PgEventfold", () => {
           yield* Effect.sleep("300 millis")
           return yield* listeners
         }).pipe(
-          Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify", outbox: true, pooler })),
+          Effect.provide(PgTest.eventfold(db, { outbox: true, pooler })),
           Effect.scoped
         )
       assert.isAbove(yield* listening("none"), 0)

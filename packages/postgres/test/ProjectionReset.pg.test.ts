@@ -3,7 +3,7 @@
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore, Subscription } from "@eventfold/core"
-import { PgEventfold, PgProjection, PgTest } from "@eventfold/postgres"
+import { PgProjection, PgTest } from "@eventfold/postgres"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -65,7 +65,7 @@ describe(`a rebuild from another process (${PgTest.serverLabel()})`, () => {
         >`SELECT count(*)::int AS rows, max(n) AS most FROM applied`
         assert.deepStrictEqual(rows[0], { rows: 4, most: 1 })
       }).pipe(
-        Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })),
+        Effect.provide(PgTest.eventfold(db)),
         Effect.scoped
       )
     }).pipe(Effect.scoped))

@@ -3,7 +3,7 @@
 import * as PgClient from "@effect/sql-pg/PgClient"
 import { assert, describe, it } from "@effect/vitest"
 import { EventStore, isRetryableStoreError, Subscription } from "@eventfold/core"
-import { PgDatabase, PgEventfold, PgTest } from "@eventfold/postgres"
+import { PgDatabase, PgTest } from "@eventfold/postgres"
 import * as Effect from "effect/Effect"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
@@ -47,7 +47,7 @@ describe(`classified store errors (${PgTest.serverLabel()})`, () => {
         yield* subscription.waitFor(last).pipe(Effect.timeout("20 seconds"))
         assert.strictEqual(yield* Ref.get(seen), 5)
         assert.notStrictEqual((yield* subscription.status).phase, "failed")
-      }).pipe(Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })), Effect.scoped)
+      }).pipe(Effect.provide(PgTest.eventfold(db)), Effect.scoped)
     }).pipe(Effect.scoped))
 
   it.live("a revoked permission is not retryable: the subscription stops with a typed StoreError", () =>
@@ -69,6 +69,6 @@ describe(`classified store errors (${PgTest.serverLabel()})`, () => {
           assert.isFalse(error.retryable)
         }
         assert.strictEqual((yield* subscription.status).phase, "failed")
-      }).pipe(Effect.provide(PgEventfold.layer({ database: { url: db.url }, migrations: "verify" })))
+      }).pipe(Effect.provide(PgTest.eventfold(db)))
     }).pipe(Effect.scoped))
 })
