@@ -344,3 +344,29 @@ export const suite = <E>(name: string, outboxLayer: Layer.Layer<EventStore.Event
     )
   })
 }
+
+/**
+ * The behaviour of a stack assembled with the outbox off (`MemoryEventfold.layer()`, `PgEventfold.layer({ ... })`):
+ * appends succeed, and a relay started against it stops at once with a non-retryable `StoreError` saying so, never
+ * waiting for rows that cannot come.
+ *
+ * @since 0.2.0
+ * @category suites
+ */
+export const suiteOff = <E>(name: string, stackLayer: Layer.Layer<EventStore.EventStore | Outbox.Outbox, E>): void => {
+  describe(`Outbox contract, outbox off: ${name}`, () => {
+    it.live("appends succeed, and a relay stops at once with a StoreError saying the outbox is off", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
+        const error = yield* OutboxRelay.run().pipe(
+          Effect.provide(OutboxPublisher.layerMemory),
+          Effect.flip,
+          Effect.timeout("5 seconds")
+        )
+        assert.strictEqual(error._tag, "StoreError")
+        assert.include(error.message, "the outbox is off")
+        assert.isFalse(error._tag === "StoreError" && error.retryable)
+      }).pipe(Effect.provide(stackLayer)))
+  })
+}

@@ -26,21 +26,9 @@ describe("OutboxRelay.retryDelay", () => {
     }))
 })
 
-describe("an outbox configured off", () => {
-  it.effect("writes no rows, and a relay started against it stops at once with a StoreError saying so", () =>
-    Effect.gen(function*() {
-      const store = yield* EventStore.EventStore
-      yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
-      const error = yield* OutboxRelay.run().pipe(
-        Effect.provide(OutboxPublisher.layerMemory),
-        Effect.flip,
-        Effect.timeout("5 seconds")
-      )
-      assert.strictEqual(error._tag, "StoreError")
-      assert.include(error.message, "the outbox is off")
-      assert.isFalse(error._tag === "StoreError" && error.retryable)
-    }).pipe(Effect.provide(MemoryEventfold.layer())))
+OutboxContract.suiteOff("MemoryEventfold", MemoryEventfold.layer())
 
+describe("an outbox configured off", () => {
   it.effect("an Outbox in context does not switch a plain in-memory EventStore's outbox writes on", () =>
     Effect.gen(function*() {
       const outbox = yield* Outbox.Outbox
