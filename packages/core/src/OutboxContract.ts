@@ -292,7 +292,13 @@ export const suite = <E>(name: string, outboxLayer: Layer.Layer<EventStore.Event
               schedule: Schedule.spaced("20 millis")
             }).pipe(Effect.timeout("20 seconds"))
             assert.deepStrictEqual((yield* memory.published).map((m) => m.eventId), eventIds)
-            const row = Option.getOrThrow(yield* outbox.get(eventIds[0]!))
+            // The relay marks its batch published after the publishes: wait for the mark, not only the delivery.
+            const row = yield* outbox.get(eventIds[0]!).pipe(
+              Effect.map(Option.getOrThrow),
+              Effect.repeat({ until: (r) => r.status !== "pending", schedule: Schedule.spaced("20 millis") }),
+              Effect.timeout("20 seconds"),
+              Effect.zipRight(Effect.map(outbox.get(eventIds[0]!), Option.getOrThrow))
+            )
             assert.strictEqual(row.status, "published")
             assert.strictEqual(row.retryCount, 3)
             assert.strictEqual(row.lastError, "timeout")
