@@ -15,6 +15,7 @@ import * as Schema from "effect/Schema"
 import type * as Errors from "./Errors.js"
 import * as EventValidation from "./EventValidation.js"
 import * as Position from "./Position.js"
+import * as Tenant from "./Tenant.js"
 
 /**
  * A commit found the checkpoint moved (another owner took over, or it was reset): the caller no longer owns it.
@@ -99,6 +100,9 @@ export interface CommitOptions {
 /**
  * Checkpoints, ownership leases and dead letters. Every implementation passes `CheckpointStoreContract`.
  *
+ * Everything is kept per tenant scope: the ambient tenant (`Tenant.with`), or every tenant (`Tenant.allScope`) when
+ * none is set. So one subscription id runs once per tenant, each with its own checkpoint, and once over all tenants.
+ *
  * @since 0.1.0
  * @category tags
  */
@@ -137,7 +141,7 @@ export class CheckpointStore extends Context.Tag("@eventfold/core/CheckpointStor
 
 interface MemoryState {
   readonly checkpoints: ReadonlyMap<string, Checkpoint>
-  readonly deadLetters: ReadonlyArray<DeadLetter>
+  readonly deadLetters: ReadonlyArray<DeadLetter & { readonly key: string }>
 }
 
 /**
@@ -150,99 +154,134 @@ export const makeMemory: Effect.Effect<CheckpointStore["Type"]> = Effect.map(
   Ref.make<MemoryState>({ checkpoints: new Map(), deadLetters: [] }),
   (ref) => {
     const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
-    const put = (state: MemoryState, checkpoint: Checkpoint): MemoryState => ({
+    // Checkpoints and dead letters are kept per tenant scope: the ambient tenant, or every tenant ("*") without one.
+    const scoped = <A, E>(f: (key: (subscriptionId: string) => string) => Effect.Effect<A, E>) =>
+      Effect.flatMap(Tenant.CurrentTenant, (tenant) => {
+        const scope = Option.getOrElse(tenant, () => Tenant.allScope)
+        return f((subscriptionId) => `${scope.length}:${scope}/${subscriptionId}`)
+      })
+    const put = (state: MemoryState, key: string, checkpoint: Checkpoint): MemoryState => ({
       ...state,
-      checkpoints: new Map(state.checkpoints).set(checkpoint.subscriptionId, checkpoint)
+      checkpoints: new Map(state.checkpoints).set(key, checkpoint)
     })
     return {
-      get: (subscriptionId) => Effect.map(Ref.get(ref), (s) => Option.fromNullable(s.checkpoints.get(subscriptionId))),
+      get: (subscriptionId) =>
+        scoped((key) => Effect.map(Ref.get(ref), (s) => Option.fromNullable(s.checkpoints.get(key(subscriptionId))))),
       claim: (options) =>
-        Effect.flatMap(now, (at) =>
-          Ref.modify(ref, (state): [Option.Option<Position.Position>, MemoryState] => {
-            const current = state.checkpoints.get(options.subscriptionId)
-            const free = !current || Option.isNone(current.owner) || current.owner.value === options.owner ||
-              Option.match(current.leaseUntil, { onNone: () => true, onSome: (until) => until < at })
-            if (!free) return [Option.none(), state]
-            const position = current?.position ?? options.initial
-            const leaseUntil = new Date(at.getTime() + Duration.toMillis(Duration.decode(options.lease)))
-            return [
-              Option.some(position),
-              put(state, {
-                subscriptionId: options.subscriptionId,
-                position,
-                owner: Option.some(options.owner),
-                leaseUntil: Option.some(leaseUntil),
-                status: "active",
-                updatedAt: at
-              })
-            ]
-          })),
-      release: (subscriptionId, owner, status = "active") =>
-        Effect.flatMap(now, (at) =>
-          Ref.update(ref, (state) => {
-            const current = state.checkpoints.get(subscriptionId)
-            if (!current || !Option.contains(current.owner, owner)) return state
-            return put(state, { ...current, owner: Option.none(), leaseUntil: Option.none(), status, updatedAt: at })
-          })),
-      commit: (options) =>
-        Effect.flatMap(now, (at) =>
-          Ref.modify(ref, (state): [boolean, MemoryState] => {
-            const current = state.checkpoints.get(options.subscriptionId)
-            if (
-              !current || !Option.contains(current.owner, options.owner) ||
-              Position.order(current.position, options.expected) !== 0
-            ) return [false, state]
-            return [true, put(state, { ...current, position: options.position, updatedAt: at })]
-          })).pipe(
-            Effect.flatMap((ok) =>
-              ok ? Effect.void : Effect.fail(
-                new CheckpointConflict({
+        scoped((key) =>
+          Effect.flatMap(now, (at) =>
+            Ref.modify(ref, (state): [Option.Option<Position.Position>, MemoryState] => {
+              const current = state.checkpoints.get(key(options.subscriptionId))
+              const free = !current || Option.isNone(current.owner) || current.owner.value === options.owner ||
+                Option.match(current.leaseUntil, { onNone: () => true, onSome: (until) => until < at })
+              if (!free) return [Option.none(), state]
+              const position = current?.position ?? options.initial
+              const leaseUntil = new Date(at.getTime() + Duration.toMillis(Duration.decode(options.lease)))
+              return [
+                Option.some(position),
+                put(state, key(options.subscriptionId), {
                   subscriptionId: options.subscriptionId,
-                  owner: options.owner,
-                  expected: options.expected
+                  position,
+                  owner: Option.some(options.owner),
+                  leaseUntil: Option.some(leaseUntil),
+                  status: "active",
+                  updatedAt: at
                 })
-              )
-            )
-          ),
-      lock: () => Effect.void,
-      reset: (subscriptionId, position) =>
-        Effect.flatMap(now, (at) =>
-          Ref.update(ref, (state) => {
-            const current = state.checkpoints.get(subscriptionId)
-            return put(
-              state,
-              current ? { ...current, position, status: "active", updatedAt: at } : {
-                subscriptionId,
-                position,
+              ]
+            }))
+        ),
+      release: (subscriptionId, owner, status = "active") =>
+        scoped((key) =>
+          Effect.flatMap(now, (at) =>
+            Ref.update(ref, (state) => {
+              const current = state.checkpoints.get(key(subscriptionId))
+              if (!current || !Option.contains(current.owner, owner)) return state
+              return put(state, key(subscriptionId), {
+                ...current,
                 owner: Option.none(),
                 leaseUntil: Option.none(),
-                status: "active",
+                status,
                 updatedAt: at
-              }
+              })
+            }))
+        ),
+      commit: (options) =>
+        scoped((key) =>
+          Effect.flatMap(now, (at) =>
+            Ref.modify(ref, (state): [boolean, MemoryState] => {
+              const current = state.checkpoints.get(key(options.subscriptionId))
+              if (
+                !current || !Option.contains(current.owner, options.owner) ||
+                Position.order(current.position, options.expected) !== 0
+              ) return [false, state]
+              return [
+                true,
+                put(state, key(options.subscriptionId), { ...current, position: options.position, updatedAt: at })
+              ]
+            }))
+        ).pipe(
+          Effect.flatMap((ok) =>
+            ok ? Effect.void : Effect.fail(
+              new CheckpointConflict({
+                subscriptionId: options.subscriptionId,
+                owner: options.owner,
+                expected: options.expected
+              })
             )
-          })),
+          )
+        ),
+      lock: () => Effect.void,
+      reset: (subscriptionId, position) =>
+        scoped((key) =>
+          Effect.flatMap(now, (at) =>
+            Ref.update(ref, (state) => {
+              const current = state.checkpoints.get(key(subscriptionId))
+              return put(
+                state,
+                key(subscriptionId),
+                current ? { ...current, position, status: "active", updatedAt: at } : {
+                  subscriptionId,
+                  position,
+                  owner: Option.none(),
+                  leaseUntil: Option.none(),
+                  status: "active",
+                  updatedAt: at
+                }
+              )
+            }))
+        ),
       park: (deadLetter) =>
-        Effect.flatMap(
-          now,
-          (at) =>
-            Ref.update(ref, (state) =>
-              state.deadLetters.some((d) =>
-                  d.subscriptionId === deadLetter.subscriptionId && d.eventId === deadLetter.eventId
-                )
-                ? state
-                : {
-                  ...state,
-                  deadLetters: [
-                    ...state.deadLetters,
-                    { ...deadLetter, error: EventValidation.sanitizeText(deadLetter.error), parkedAt: at }
-                  ]
-                })
+        scoped((key) =>
+          Effect.flatMap(
+            now,
+            (at) =>
+              Ref.update(ref, (state) =>
+                state.deadLetters.some((d) =>
+                    d.key === key(deadLetter.subscriptionId) && d.eventId === deadLetter.eventId
+                  )
+                  ? state
+                  : {
+                    ...state,
+                    deadLetters: [
+                      ...state.deadLetters,
+                      {
+                        ...deadLetter,
+                        key: key(deadLetter.subscriptionId),
+                        error: EventValidation.sanitizeText(deadLetter.error),
+                        parkedAt: at
+                      }
+                    ]
+                  })
+          )
         ),
       deadLetters: (subscriptionId) =>
-        Effect.map(Ref.get(ref), (state) =>
-          state.deadLetters
-            .filter((d) => d.subscriptionId === subscriptionId)
-            .sort((a, b) => Position.order(a.position, b.position)))
+        scoped((key) =>
+          Effect.map(Ref.get(ref), (state) =>
+            state.deadLetters
+              .filter((d) => d.key === key(subscriptionId))
+              .map(({ key: _, ...d }) => d)
+              .sort((a, b) => Position.order(a.position, b.position)))
+        )
     }
   }
 )

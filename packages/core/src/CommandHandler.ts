@@ -28,6 +28,7 @@ import * as loader from "./internal/load.js"
 import type * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
+import type * as Tenant from "./Tenant.js"
 
 /**
  * @since 0.1.0
@@ -84,7 +85,7 @@ export interface LoadResult<State> {
  * @since 0.1.0
  * @category models
  */
-export type LoadError = Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError
+export type LoadError = Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
 
 /**
  * @since 0.1.0

@@ -35,6 +35,8 @@ export type ConflictReason = typeof ConflictReason.Type
  * @category errors
  */
 export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>()("ConcurrencyConflict", {
+  /** The stream's tenant (absent from errors raised before tenancy). */
+  tenantId: Schema.optional(Schema.String),
   streamType: Schema.String,
   streamId: Schema.String,
   expected: ExpectedVersion.ExpectedVersion,
@@ -73,6 +75,7 @@ export class ConcurrencyConflict extends Schema.TaggedError<ConcurrencyConflict>
  * @category errors
  */
 export class StreamNotFound extends Schema.TaggedError<StreamNotFound>()("StreamNotFound", {
+  tenantId: Schema.optional(Schema.String),
   streamType: Schema.String,
   streamId: Schema.String
 }) {

@@ -16,14 +16,18 @@ import * as internal from "./internal/memoryEventStore.js"
 import type * as NewEvent from "./NewEvent.js"
 import * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
+import type * as Tenant from "./Tenant.js"
 
 /**
- * Identifies one stream: its type (aggregate or category name) and its id.
+ * Identifies one stream: its tenant, its type (aggregate or category name) and its id. The tenant is usually left
+ * out and comes from the ambient tenant (`Tenant.with`); given here, it is an explicit argument for admin tools, and
+ * must agree with the ambient tenant when both are set (see `Tenant.resolve`).
  *
  * @since 0.1.0
  * @category models
  */
 export interface StreamRef {
+  readonly tenantId?: string | undefined
   readonly streamType: string
   readonly streamId: string
 }
@@ -43,6 +47,8 @@ export interface AppendOptions extends StreamRef {
  * @category models
  */
 export interface AppendResult extends StreamRef {
+  /** The tenant the stream belongs to. */
+  readonly tenantId: string
   /** The stream's version after the append: the version to expect next time. */
   readonly version: number
   /** The ids of the appended events, in order (generated where the caller supplied none). */
@@ -78,7 +84,13 @@ export interface ReadAllOptions {
   readonly limit?: number | undefined
   readonly eventTypes?: ReadonlyArray<string> | undefined
   readonly streamTypes?: ReadonlyArray<string> | undefined
+  /**
+   * The tenant whose events to read; defaults to the ambient tenant. With neither, a `single`-mode store reads every
+   * tenant's events (the whole feed) and a `multi`-mode store fails with `TenantRequired`.
+   */
   readonly tenantId?: string | undefined
+  /** Read every tenant's events: the explicit admin form of a cross-tenant read. Excludes `tenantId`. */
+  readonly allTenants?: boolean | undefined
 }
 
 /**
@@ -89,6 +101,7 @@ export type AppendError =
   | Errors.ConcurrencyConflict
   | Errors.DuplicateEvent
   | Errors.InvalidInput
+  | Tenant.TenantRequired
   | Errors.StoreError
 
 /**
@@ -98,6 +111,8 @@ export type AppendError =
  * @category tags
  */
 export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventStore, {
+  /** The store's tenancy mode (see `Tenant`): whether operations without a tenant use the default one or fail. */
+  readonly tenancy: Tenant.Mode
   /** Appends events atomically, checking the expected version. */
   readonly append: (options: AppendOptions) => Effect.Effect<AppendResult, AppendError>
   /** Reads one stream; a stream with no events fails with `StreamNotFound`. */
@@ -105,17 +120,22 @@ export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventS
     options: ReadStreamOptions
   ) => Effect.Effect<
     ReadonlyArray<RecordedEvent.RecordedEvent>,
-    Errors.StreamNotFound | Errors.InvalidInput | Errors.StoreError
+    Errors.StreamNotFound | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
   >
   /** Reads one page of the global feed, in feed order, never skipping an event that commits later. */
   readonly readAll: (
     options?: ReadAllOptions
-  ) => Effect.Effect<ReadonlyArray<RecordedEvent.RecordedEvent>, Errors.InvalidInput | Errors.StoreError>
-  /** The position of the last event the feed can deliver now (`Position.start` when empty). */
+  ) => Effect.Effect<
+    ReadonlyArray<RecordedEvent.RecordedEvent>,
+    Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  >
+  /** The position of the last event the feed can deliver now (`Position.start` when empty), over every tenant. */
   readonly headPosition: Effect.Effect<Position.Position, Errors.StoreError>
   /** The stream's current version; 0 when it does not exist. */
-  readonly streamVersion: (stream: StreamRef) => Effect.Effect<number, Errors.InvalidInput | Errors.StoreError>
-  /** Whether an event with this id is stored. */
+  readonly streamVersion: (
+    stream: StreamRef
+  ) => Effect.Effect<number, Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError>
+  /** Whether an event with this id is stored, in any tenant (event ids are unique across tenants). */
   readonly eventExists: (eventId: string) => Effect.Effect<boolean, Errors.StoreError>
 }>() {}
 
@@ -141,7 +161,11 @@ export const layerMemory: Layer.Layer<EventStore> = Layer.effect(EventStore, mak
  */
 export const streamAll = (
   options?: ReadAllOptions & { readonly pageSize?: number | undefined }
-): Stream.Stream<RecordedEvent.RecordedEvent, Errors.InvalidInput | Errors.StoreError, EventStore> => {
+): Stream.Stream<
+  RecordedEvent.RecordedEvent,
+  Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError,
+  EventStore
+> => {
   const pageSize = options?.pageSize ?? 1000
   return Stream.unwrap(
     Effect.map(

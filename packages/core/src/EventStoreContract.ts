@@ -395,15 +395,12 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         const tenant = unique("tenant")
         yield* store.append({ streamType: typeA, streamId: "1", events: [ev("Opened"), ev("Closed")] })
         yield* store.append({
+          tenantId: tenant,
           streamType: typeB,
           streamId: "1",
-          events: [ev("Opened", {}, { metadata: { tenantId: tenant } }), ev("Renamed")]
+          events: [ev("Opened"), ev("Renamed")]
         })
-        yield* store.append({
-          streamType: typeA,
-          streamId: "2",
-          events: [ev("Opened", {}, { metadata: { tenantId: tenant } })]
-        })
+        yield* store.append({ tenantId: tenant, streamType: typeA, streamId: "2", events: [ev("Opened")] })
         const both = [typeA, typeB]
         const all = yield* feedShowing(store, both, 5)
         assert.strictEqual(all.length, 5)
@@ -415,7 +412,19 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         const onlyB = yield* store.readAll({ streamTypes: [typeB] })
         assert.deepStrictEqual(onlyB.map((e) => e.type), ["Opened", "Renamed"])
         const tenantEvents = yield* store.readAll({ tenantId: tenant })
-        assert.deepStrictEqual(tenantEvents.map((e) => [e.streamType, e.type]), [[typeB, "Opened"], [typeA, "Opened"]])
+        assert.deepStrictEqual(tenantEvents.map((e) => [e.streamType, e.type]), [
+          [typeB, "Opened"],
+          [typeB, "Renamed"],
+          [
+            typeA,
+            "Opened"
+          ]
+        ])
+        assert.deepStrictEqual(tenantEvents.map((e) => [e.tenantId, e.metadata.tenantId]), [
+          [tenant, tenant],
+          [tenant, tenant],
+          [tenant, tenant]
+        ])
         const several = yield* store.readAll({ streamTypes: both, eventTypes: ["Closed", "Renamed"] })
         assert.deepStrictEqual(several.map((e) => e.type), ["Closed", "Renamed"])
       }))

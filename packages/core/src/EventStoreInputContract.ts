@@ -20,6 +20,7 @@ import * as EventStore from "./EventStore.js"
 import { MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES } from "./EventValidation.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import type * as NewEvent from "./NewEvent.js"
+import type * as Tenant from "./Tenant.js"
 
 // The rules, restated apart from EventValidation's code: this is the oracle the stores are held to.
 
@@ -297,7 +298,7 @@ export type Outcome =
 export const attempt = (
   store: EventStore.EventStore["Type"],
   options: EventStore.AppendOptions
-): Effect.Effect<Outcome, Errors.StoreError | Errors.InvalidInput | Errors.StreamNotFound> =>
+): Effect.Effect<Outcome, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StreamNotFound> =>
   Effect.gen(function*() {
     const { streamId, streamType } = options
     const expected = expectedOutcome(options)

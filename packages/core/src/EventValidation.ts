@@ -14,6 +14,7 @@ import * as Errors from "./Errors.js"
 import type * as EventMetadata from "./EventMetadata.js"
 import type * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as Tenant from "./Tenant.js"
 
 /** @since 0.1.0 */
 export const MAX_EVENTS_PER_APPEND = 10_000
@@ -60,6 +61,8 @@ export interface PreparedEvent {
 
 /** @since 0.1.0 */
 export interface PreparedAppend {
+  /** The stream's tenant, resolved from the explicit `tenantId`, the ambient tenant, or the mode's default. */
+  readonly tenantId: string
   readonly streamType: string
   readonly streamId: string
   readonly expectedVersion: ExpectedVersion.ExpectedVersion
@@ -100,11 +103,15 @@ export const validateName = (what: string, name: string): Effect.Effect<void, Er
 }
 
 /**
- * Checks a stream reference: its type and id as `validateName` requires.
+ * Checks a stream reference: its type and id (and tenant, when given) as `validateName` requires.
  *
  * @since 0.1.0
  */
 export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void, Errors.InvalidInput> => {
+  if (stream.tenantId !== undefined) {
+    const tenantProblem = nameProblem(stream.tenantId)
+    if (tenantProblem !== undefined) return invalid(`tenantId ${tenantProblem}`)
+  }
   const typeProblem = nameProblem(stream.streamType)
   if (typeProblem !== undefined) return invalid(`streamType ${typeProblem}`)
   const idProblem = nameProblem(stream.streamId)
@@ -118,10 +125,9 @@ export const validateStream = (stream: EventStore.StreamRef): Effect.Effect<void
  * @since 0.2.0
  */
 export const validateFilter = (
-  filter: Pick<EventStore.ReadAllOptions, "eventTypes" | "streamTypes" | "tenantId">
+  filter: Pick<EventStore.ReadAllOptions, "eventTypes" | "streamTypes">
 ): Effect.Effect<void, Errors.InvalidInput> => {
-  const problem = filterProblem(filter.eventTypes, "eventTypes") ?? filterProblem(filter.streamTypes, "streamTypes") ??
-    filterProblem(filter.tenantId === undefined ? undefined : [filter.tenantId], "tenantId")
+  const problem = filterProblem(filter.eventTypes, "eventTypes") ?? filterProblem(filter.streamTypes, "streamTypes")
   return problem === undefined ? Effect.void : invalid(problem)
 }
 
@@ -252,11 +258,26 @@ export const encodeJson = (what: string, value: unknown): Either.Either<string, 
   }
 }
 
-/** @since 0.1.0 */
+/**
+ * Validates and encodes an append, and resolves its tenant (see `Tenant.resolve`). Each event's metadata must name
+ * no other tenant than the append's, and is stamped with it; in `single` mode with no tenant given, metadata is kept
+ * as it is (a tenant there is a label only, as before tenancy).
+ *
+ * @since 0.1.0
+ */
 export const prepareAppend = (
-  options: EventStore.AppendOptions
+  options: EventStore.AppendOptions,
+  mode: Tenant.Mode = "single"
+): Effect.Effect<PreparedAppend, Errors.InvalidInput | Tenant.TenantRequired> =>
+  Effect.flatMap(Tenant.resolve(mode, "append", options.tenantId), (tenantId) => prepare(options, mode, tenantId))
+
+const prepare = (
+  options: EventStore.AppendOptions,
+  mode: Tenant.Mode,
+  tenantId: string
 ): Effect.Effect<PreparedAppend, Errors.InvalidInput> =>
   Effect.suspend(() => {
+    const checkTenant = mode === "multi" || tenantId !== Tenant.defaultId
     const { events } = options
     if (!Array.isArray(events) || events.length === 0) return invalid("an append needs at least one event")
     if (events.length > MAX_EVENTS_PER_APPEND) {
@@ -298,7 +319,12 @@ export const prepareAppend = (
         if (exceedsBytes(payloadJson.right, MAX_PAYLOAD_BYTES)) {
           return invalid(`event ${i}: payload exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
         }
-        const metadata = event.metadata ?? {}
+        let metadata = event.metadata ?? {}
+        if (checkTenant && typeof metadata === "object" && metadata !== null) {
+          const stamped = Tenant.stampMetadata(tenantId, metadata)
+          if (Either.isLeft(stamped)) return invalid(`event ${i}: ${stamped.left}`)
+          metadata = stamped.right
+        }
         const metadataJson = encodeJson(`event ${i}: metadata`, metadata)
         if (Either.isLeft(metadataJson)) return Effect.fail(metadataJson.left)
         // Stores read metadata back as an object; an array, string or number would make every later read fail.
@@ -307,8 +333,11 @@ export const prepareAppend = (
           return invalid(`event ${i}: metadata exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
         }
         // The tenant id is also a column under a btree index, and feed filters compare it as text.
-        const tenantId: unknown = metadata.tenantId
-        if (tenantId !== undefined && (typeof tenantId !== "string" || exceedsBytes(tenantId, MAX_NAME_BYTES))) {
+        const metadataTenant: unknown = metadata.tenantId
+        if (
+          metadataTenant !== undefined &&
+          (typeof metadataTenant !== "string" || exceedsBytes(metadataTenant, MAX_NAME_BYTES))
+        ) {
           return invalid(`event ${i}: metadata.tenantId must be a string of at most ${MAX_NAME_BYTES} UTF-8 bytes`)
         }
         prepared.push({
@@ -322,6 +351,7 @@ export const prepareAppend = (
         })
       }
       return Effect.succeed<PreparedAppend>({
+        tenantId,
         streamType: options.streamType,
         streamId: options.streamId,
         expectedVersion,

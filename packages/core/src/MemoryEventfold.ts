@@ -14,6 +14,7 @@ import * as FeedNotifier from "./FeedNotifier.js"
 import * as memoryStack from "./internal/memoryStack.js"
 import * as Outbox from "./Outbox.js"
 import * as SnapshotStore from "./SnapshotStore.js"
+import * as Tenant from "./Tenant.js"
 
 /**
  * @since 0.2.0
@@ -27,6 +28,11 @@ export interface Options {
   readonly outbox?: boolean | undefined
   /** Appends wake feed readers at once; defaults to true. When off, readers rely on their poll interval. */
   readonly notify?: boolean | undefined
+  /**
+   * `single` (the default): operations without a tenant use `Tenant.defaultId`. `multi`: they fail with
+   * `TenantRequired` (see `Tenant`). Defaults to the `Tenant.Tenancy` in context.
+   */
+  readonly tenancy?: Tenant.Mode | undefined
 }
 
 /**
@@ -50,13 +56,17 @@ export type Services =
  */
 export const layer = (options?: Options): Layer.Layer<Services> =>
   Layer.effectContext(Effect.gen(function*() {
+    const tenancy = options?.tenancy ?? (yield* Tenant.Tenancy)
     const outboxOn = options?.outbox ?? false
     const notify = options?.notify ?? true
-    const stack = yield* memoryStack.make({ outbox: outboxOn, notify })
+    const stack = yield* Effect.provideService(memoryStack.make({ outbox: outboxOn, notify }), Tenant.Tenancy, tenancy)
     return Context.make(EventStore.EventStore, stack.store).pipe(
       Context.add(FeedNotifier.FeedNotifier, notify ? stack.notifier : FeedNotifier.polling),
       Context.add(Outbox.Outbox, stack.outbox ?? Outbox.disabled("MemoryEventfold.layer({ outbox: false })")),
-      Context.add(SnapshotStore.SnapshotStore, yield* SnapshotStore.makeMemory),
+      Context.add(
+        SnapshotStore.SnapshotStore,
+        yield* Effect.provideService(SnapshotStore.makeMemory, Tenant.Tenancy, tenancy)
+      ),
       Context.add(CheckpointStore.CheckpointStore, yield* CheckpointStore.makeMemory)
     )
   }))

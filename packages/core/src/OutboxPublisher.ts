@@ -19,6 +19,8 @@ import type * as EventMetadata from "./EventMetadata.js"
  */
 export interface OutboxMessage {
   readonly eventId: string
+  /** The tenant of the event's stream: brokers can route or partition by it. */
+  readonly tenantId: string
   readonly streamType: string
   readonly streamId: string
   readonly version: number

@@ -190,7 +190,7 @@ const validateRelayId = (options: Options | undefined): Effect.Effect<void, Erro
 const groupByStream = (entries: ReadonlyArray<Outbox.Entry>): ReadonlyArray<ReadonlyArray<Outbox.Entry>> => {
   const groups = new Map<string, Array<Outbox.Entry>>()
   for (const e of entries) {
-    const k = streamKey(e)
+    const k = streamKey(e.tenantId, e)
     const group = groups.get(k)
     if (group) group.push(e)
     else groups.set(k, [e])

@@ -12,6 +12,8 @@ import * as Position from "./Position.js"
  */
 export interface RecordedEvent {
   readonly eventId: string
+  /** The tenant of the event's stream. */
+  readonly tenantId: string
   readonly streamType: string
   readonly streamId: string
   /** Position inside its stream, from 1. */

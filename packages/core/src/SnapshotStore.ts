@@ -15,6 +15,7 @@ import * as Errors from "./Errors.js"
 import type * as EventStore from "./EventStore.js"
 import * as EventValidation from "./EventValidation.js"
 import { streamKey } from "./internal/streamKey.js"
+import * as Tenant from "./Tenant.js"
 
 /**
  * A stored snapshot: the Schema-encoded state of a stream after its event `version`.
@@ -23,6 +24,8 @@ import { streamKey } from "./internal/streamKey.js"
  * @category models
  */
 export interface Snapshot extends EventStore.StreamRef {
+  /** The stream's tenant. */
+  readonly tenantId: string
   /** The stream version the state covers: the fold of events 1..version. */
   readonly version: number
   /** The aggregate's state schema version when the snapshot was taken. */
@@ -51,6 +54,8 @@ export interface SaveOptions extends EventStore.StreamRef {
  * @category models
  */
 export interface PreparedSave extends SaveOptions {
+  /** The resolved tenant (see `Tenant.resolve`). */
+  readonly tenantId: string
   readonly stateJson: string
 }
 
@@ -64,14 +69,18 @@ export class SnapshotStore extends Context.Tag("@eventfold/core/SnapshotStore")<
   /** The latest snapshot of a stream, if any. */
   readonly load: (
     stream: EventStore.StreamRef
-  ) => Effect.Effect<Option.Option<Snapshot>, Errors.InvalidInput | Errors.StoreError>
+  ) => Effect.Effect<Option.Option<Snapshot>, Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError>
   /**
    * Stores a snapshot unless the stream already has a newer one (a higher version, or the same version with a
    * schema version at least as high). Returns whether it was stored.
    */
-  readonly save: (snapshot: SaveOptions) => Effect.Effect<boolean, Errors.InvalidInput | Errors.StoreError>
+  readonly save: (
+    snapshot: SaveOptions
+  ) => Effect.Effect<boolean, Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError>
   /** Removes a stream's snapshot; removing a missing one succeeds. */
-  readonly delete: (stream: EventStore.StreamRef) => Effect.Effect<void, Errors.InvalidInput | Errors.StoreError>
+  readonly delete: (
+    stream: EventStore.StreamRef
+  ) => Effect.Effect<void, Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError>
   /**
    * Whether the calling fiber is inside a transaction of this store's database. A "background" snapshot is then
    * written inline instead, so it commits or rolls back with the events it covers. Absent: never.
@@ -140,32 +149,39 @@ export const crosses = (every: number, from: number, to: number): boolean =>
  * @since 0.1.0
  * @category validation
  */
-export const prepareSave = (options: SaveOptions): Effect.Effect<PreparedSave, Errors.InvalidInput> =>
-  Effect.flatMap(EventValidation.validateStream(options), () => {
-    const invalid = (reason: string) => Effect.fail(new Errors.InvalidInput({ reason: `snapshot: ${reason}` }))
-    if (!Number.isSafeInteger(options.version) || options.version < 1 || options.version > 2_147_483_647) {
-      return invalid(`version must be a positive 32-bit integer, got ${options.version}`)
+export const prepareSave = (
+  options: SaveOptions,
+  mode: Tenant.Mode = "single"
+): Effect.Effect<PreparedSave, Errors.InvalidInput | Tenant.TenantRequired> =>
+  Effect.flatMap(
+    Effect.zipRight(EventValidation.validateStream(options), Tenant.resolve(mode, "saveSnapshot", options.tenantId)),
+    (tenantId) => {
+      const invalid = (reason: string) => Effect.fail(new Errors.InvalidInput({ reason: `snapshot: ${reason}` }))
+      if (!Number.isSafeInteger(options.version) || options.version < 1 || options.version > 2_147_483_647) {
+        return invalid(`version must be a positive 32-bit integer, got ${options.version}`)
+      }
+      if (
+        !Number.isSafeInteger(options.schemaVersion) || options.schemaVersion < -2_147_483_648 ||
+        options.schemaVersion > 2_147_483_647
+      ) {
+        return invalid(`schemaVersion must be a 32-bit integer, got ${options.schemaVersion}`)
+      }
+      // The same JSON rules as event payloads, so the state reads back exactly as it was saved.
+      return Either.match(EventValidation.encodeJson("snapshot: state", options.state), {
+        onLeft: Effect.fail,
+        onRight: (stateJson) =>
+          Effect.succeed({
+            tenantId,
+            streamType: options.streamType,
+            streamId: options.streamId,
+            version: options.version,
+            schemaVersion: options.schemaVersion,
+            state: options.state,
+            stateJson
+          })
+      })
     }
-    if (
-      !Number.isSafeInteger(options.schemaVersion) || options.schemaVersion < -2_147_483_648 ||
-      options.schemaVersion > 2_147_483_647
-    ) {
-      return invalid(`schemaVersion must be a 32-bit integer, got ${options.schemaVersion}`)
-    }
-    // The same JSON rules as event payloads, so the state reads back exactly as it was saved.
-    return Either.match(EventValidation.encodeJson("snapshot: state", options.state), {
-      onLeft: Effect.fail,
-      onRight: (stateJson) =>
-        Effect.succeed({
-          streamType: options.streamType,
-          streamId: options.streamId,
-          version: options.version,
-          schemaVersion: options.schemaVersion,
-          state: options.state,
-          stateJson
-        })
-    })
-  })
+  )
 
 /**
  * Whether a snapshot at (`version`, `schemaVersion`) replaces the stored one: a later version, or the same version
@@ -187,38 +203,49 @@ export const replaces = (
  * @since 0.1.0
  * @category constructors
  */
-export const makeMemory: Effect.Effect<SnapshotStore["Type"]> = Effect.sync(() => {
-  const snapshots = new Map<string, Omit<Snapshot, "state"> & { readonly stateJson: string }>()
-  return SnapshotStore.of({
-    load: (stream) =>
-      Effect.map(
-        EventValidation.validateStream(stream),
-        () =>
-          Option.map(Option.fromNullable(snapshots.get(streamKey(stream))), ({ stateJson, ...rest }) => ({
-            ...rest,
-            state: JSON.parse(stateJson)
-          }))
-      ),
-    save: (options) =>
-      Effect.map(prepareSave(options), (prepared) => {
-        const stored = snapshots.get(streamKey(prepared))
-        if (stored && !replaces(prepared, stored)) return false
-        snapshots.set(streamKey(prepared), {
-          streamType: prepared.streamType,
-          streamId: prepared.streamId,
-          version: prepared.version,
-          schemaVersion: prepared.schemaVersion,
-          stateJson: prepared.stateJson,
-          createdAt: new Date()
-        })
-        return true
-      }),
-    delete: (stream) =>
-      Effect.map(EventValidation.validateStream(stream), () => {
-        snapshots.delete(streamKey(stream))
+export const makeMemory: Effect.Effect<SnapshotStore["Type"]> = Effect.flatMap(
+  Tenant.Tenancy,
+  (mode) =>
+    Effect.sync(() => {
+      const snapshots = new Map<string, Omit<Snapshot, "state"> & { readonly stateJson: string }>()
+      const keyOf = (stream: EventStore.StreamRef, operation: string) =>
+        Effect.zipRight(
+          EventValidation.validateStream(stream),
+          Effect.map(Tenant.resolve(mode, operation, stream.tenantId), (tenantId) => streamKey(tenantId, stream))
+        )
+      return SnapshotStore.of({
+        load: (stream) =>
+          Effect.map(
+            keyOf(stream, "loadSnapshot"),
+            (key) =>
+              Option.map(Option.fromNullable(snapshots.get(key)), ({ stateJson, ...rest }) => ({
+                ...rest,
+                state: JSON.parse(stateJson)
+              }))
+          ),
+        save: (options) =>
+          Effect.map(prepareSave(options, mode), (prepared) => {
+            const key = streamKey(prepared.tenantId, prepared)
+            const stored = snapshots.get(key)
+            if (stored && !replaces(prepared, stored)) return false
+            snapshots.set(key, {
+              tenantId: prepared.tenantId,
+              streamType: prepared.streamType,
+              streamId: prepared.streamId,
+              version: prepared.version,
+              schemaVersion: prepared.schemaVersion,
+              stateJson: prepared.stateJson,
+              createdAt: new Date()
+            })
+            return true
+          }),
+        delete: (stream) =>
+          Effect.map(keyOf(stream, "deleteSnapshot"), (key) => {
+            snapshots.delete(key)
+          })
       })
-  })
-})
+    })
+)
 
 /**
  * @since 0.1.0

@@ -21,8 +21,9 @@
 import * as Data from "effect/Data"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Metric from "effect/Metric"
-import type * as Option from "effect/Option"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import type * as Stream from "effect/Stream"
@@ -37,6 +38,7 @@ import * as Session from "./internal/subscription/session.js"
 import * as Settings from "./internal/subscription/settings.js"
 import * as Position from "./Position.js"
 import type * as RecordedEvent from "./RecordedEvent.js"
+import * as Tenant from "./Tenant.js"
 
 /**
  * Where a subscription with no stored checkpoint starts; a stored checkpoint always wins. `End` starts after the
@@ -93,7 +95,17 @@ export const defaultErrorPolicy: ErrorPolicy = {
 export interface Filter {
   readonly eventTypes?: ReadonlyArray<string> | undefined
   readonly streamTypes?: ReadonlyArray<string> | undefined
+  /**
+   * The tenant whose events to handle; defaults to the ambient tenant when the subscription is built. A subscription
+   * for one tenant stores its checkpoint per tenant, so the same id can run once per tenant. With neither, a
+   * `single`-mode store runs it over every tenant and a `multi`-mode store fails with `TenantRequired`.
+   */
   readonly tenantId?: string | undefined
+  /**
+   * Handle every tenant's events (the explicit admin form); one checkpoint covers them all. The handler runs in
+   * each event's tenant (`Tenant.with(event.tenantId)`), so what it writes through eventfold lands in that tenant.
+   */
+  readonly allTenants?: boolean | undefined
 }
 
 /**
@@ -207,20 +219,25 @@ export interface Subscription<E> {
    * retrying cannot help (a `StoreError` that is not `retryable`: a missing table, a permission, a bad checkpoint).
    * Retryable store failures (a lost connection, a timeout) are retried under `storeRetry`. Run it once at a time.
    */
-  readonly run: Effect.Effect<never, SubscriptionStopped | Errors.InvalidInput | Errors.StoreError>
+  readonly run: Effect.Effect<
+    never,
+    SubscriptionStopped | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  >
   readonly status: Effect.Effect<Status>
   /**
    * Completes once the subscription has handled (or filtered out) every event up to a write: a `Position`, the
    * result of `CommandHandler.handle` or `EventStore.append`, or `Position.latest` of several (None: at once). It
    * reads the stored checkpoint, so it holds across processes, and after a `reset` it waits for the replay.
    */
-  readonly waitFor: (written: Position.Written) => Effect.Effect<void, Errors.StoreError>
+  readonly waitFor: (
+    written: Position.Written
+  ) => Effect.Effect<void, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired>
   /**
    * Rewinds the checkpoint to the beginning and runs `onReset`, atomically with a `transaction`; a running owner
    * replays. Waits for a batch this process is committing, and no batch handled before it moves the checkpoint
    * after it, so `reset` then `waitFor` waits for the rebuilt read model. Never call it from the handler.
    */
-  readonly reset: Effect.Effect<void, E | Errors.StoreError>
+  readonly reset: Effect.Effect<void, E | Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired>
 }
 
 /**
@@ -277,6 +294,16 @@ export const make = <E, R>(
   Effect.gen(function*() {
     const store = yield* EventStore.EventStore
     const checkpoints = yield* CheckpointStore.CheckpointStore
+    const mode = store.tenancy
+    // The tenant scope, resolved when the subscription is built (the ambient tenant then). Its checkpoint and dead
+    // letters are kept under it: the CheckpointStore keys them by the ambient tenant, none meaning every tenant.
+    const scope = yield* Effect.either(Tenant.resolveScope(mode, `subscription ${options.id}`, options))
+    const inScope = <A, E2, R2>(effect: Effect.Effect<A, E2, R2>): Effect.Effect<A, E2 | ScopeError, R2> =>
+      Either.isLeft(scope) ? Effect.fail(scope.left) : Effect.provideService(
+        effect,
+        Tenant.CurrentTenant,
+        scope.right === Tenant.allScope ? Option.none() : Option.some(scope.right)
+      )
     const notifier = yield* FeedNotifier.FeedNotifier
     const context = yield* Effect.context<R>()
     const settings = Settings.resolve(options, defaultErrorPolicy)
@@ -306,17 +333,28 @@ export const make = <E, R>(
       // Scoped first, so the run's own Scope wins over any Scope captured with the context.
       Effect.scoped,
       Effect.provide(context),
-      Effect.onExit(() => Effect.zipRight(checkpoints.release(id, owner).pipe(Effect.ignore), progress.stopped)),
+      Effect.onExit(() =>
+        Effect.zipRight(inScope(checkpoints.release(id, owner)).pipe(Effect.ignore), progress.stopped)
+      ),
+      inScope,
       running.withPermits(1),
       Effect.withSpan("Subscription.run", { attributes: { subscription: id, owner } })
     )
 
     const reset: Subscription<E>["reset"] = progress.reset(options.onReset ?? Effect.void, settings.transaction).pipe(
       Effect.provide(context),
+      inScope,
       Effect.withSpan("Subscription.reset", { attributes: { subscription: id } })
     )
 
-    return { id, owner, run, status: progress.status, waitFor: progress.waitFor, reset }
+    return {
+      id,
+      owner,
+      run,
+      status: progress.status,
+      waitFor: (position) => inScope(progress.waitFor(position)),
+      reset
+    }
   })
 
 /**
@@ -329,7 +367,7 @@ export const run = <E, R>(
   options: Options<E, R>
 ): Effect.Effect<
   never,
-  SubscriptionStopped | Errors.InvalidInput | Errors.StoreError,
+  SubscriptionStopped | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError,
   EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | R
 > => Effect.flatMap(make(options), (subscription) => subscription.run)
 
@@ -348,6 +386,8 @@ export const stream = (
   } = {}
 ): Stream.Stream<
   RecordedEvent.RecordedEvent,
-  Errors.StoreError | Errors.InvalidInput,
+  Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired,
   EventStore.EventStore | FeedNotifier.FeedNotifier
 > => FeedReader.stream({ ...options, startFrom: options.startFrom ?? StartFrom.Beginning() })
+
+type ScopeError = Tenant.TenantRequired | Errors.InvalidInput

@@ -128,24 +128,23 @@ export const suite = <E>(
         })
         yield* Effect.forkScoped(subscription.run)
         yield* store.append({
+          tenantId: tenant,
           streamType,
           streamId: "t-1",
-          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }, {
-            type: "Closed",
-            payload: {},
-            metadata: { tenantId: tenant }
-          }]
+          events: [{ type: "Opened", payload: {} }, { type: "Closed", payload: {} }]
         })
         yield* store.append({ streamType, streamId: "other-tenant", events: [{ type: "Opened", payload: {} }] })
         yield* store.append({
+          tenantId: tenant,
           streamType: unique("Elsewhere"),
           streamId: "x",
-          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }]
+          events: [{ type: "Opened", payload: {} }]
         })
         yield* store.append({
+          tenantId: tenant,
           streamType,
           streamId: "t-2",
-          events: [{ type: "Opened", payload: {}, metadata: { tenantId: tenant } }]
+          events: [{ type: "Opened", payload: {} }]
         })
         const dropped = yield* store.append({ streamType, streamId: "t-3", events: [{ type: "Closed", payload: {} }] })
         yield* subscription.waitFor(dropped.position)

@@ -42,3 +42,10 @@ export * as OutboxPublisher from "./OutboxPublisher.js"
 export * as OutboxRelay from "./OutboxRelay.js"
 /** @since 0.2.0 */
 export * as MemoryEventfold from "./MemoryEventfold.js"
+
+/**
+ * Tenants: the ambient tenant, the tenancy mode, and how an operation's tenant is resolved.
+ *
+ * @since 0.3.0
+ */
+export * as Tenant from "./Tenant.js"

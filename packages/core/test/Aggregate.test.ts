@@ -27,6 +27,7 @@ const Account = Aggregate.make({ name: "Account", decider, events: AccountEvent,
 /** A stored event, as a store hands it back after a JSON round trip. */
 const recorded = (type: string, payload: unknown, version = 1): RecordedEvent.RecordedEvent => ({
   eventId: crypto.randomUUID(),
+  tenantId: "default",
   streamType: "Account",
   streamId: "a-1",
   version,

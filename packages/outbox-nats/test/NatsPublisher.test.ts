@@ -57,6 +57,7 @@ describe(`NatsPublisher (${available ? servers : `SKIPPED, no NATS JetStream at 
         const publisher = yield* NatsPublisher.make({ servers, subjectPrefix })
         const message: OutboxPublisher.OutboxMessage = {
           eventId: crypto.randomUUID(),
+          tenantId: "default",
           streamType: "Order Line.v1",
           streamId: "o-1",
           version: 1,

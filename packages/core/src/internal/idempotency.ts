@@ -10,6 +10,7 @@ import { createHash } from "node:crypto"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
+import type * as Tenant from "../Tenant.js"
 
 /** @internal The metadata header holding a keyed command's idempotency key. */
 export const keyHeader = "eventfold-idempotency-key"
@@ -93,7 +94,7 @@ export const findKeyed = (
   key: string
 ): Effect.Effect<
   Option.Option<ReadonlyArray<RecordedEvent.RecordedEvent>>,
-  Errors.DuplicateEvent | Errors.InvalidInput | Errors.StoreError
+  Errors.DuplicateEvent | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
 > =>
   Effect.gen(function*() {
     const first = eventId(ref.streamType, ref.streamId, key, 0)

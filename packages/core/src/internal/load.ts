@@ -10,6 +10,7 @@ import type * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 import * as SnapshotStore from "../SnapshotStore.js"
+import type * as Tenant from "../Tenant.js"
 
 /** @internal */
 export interface Loaded<State> {
@@ -41,7 +42,10 @@ export const load = <State>(
   id: string,
   from: Loaded<State> = { state: aggregate.decider.initialState, version: 0 },
   until?: number
-): Effect.Effect<Loaded<State>, Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError> => {
+): Effect.Effect<
+  Loaded<State>,
+  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+> => {
   if (until !== undefined && until <= from.version) return Effect.succeed(from)
   return store.readStream({
     streamType: aggregate.name,
@@ -126,7 +130,10 @@ export const loadWithSnapshot = <State>(
   aggregate: Aggregate.Aggregate.Any,
   id: string,
   until?: number
-): Effect.Effect<Loaded<State>, Errors.EventDecodeError | Errors.InvalidInput | Errors.StoreError> =>
+): Effect.Effect<
+  Loaded<State>,
+  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+> =>
   Effect.flatMap(usableSnapshot(snapshots, aggregate, id), (snapshot) => {
     const initial = { state: aggregate.decider.initialState, version: 0 }
     if (Option.isNone(snapshot) || (until !== undefined && snapshot.value.version > until)) {

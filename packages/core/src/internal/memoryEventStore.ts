@@ -6,6 +6,7 @@ import * as prepare from "../EventValidation.js"
 import * as ExpectedVersion from "../ExpectedVersion.js"
 import * as Position from "../Position.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
+import * as Tenant from "../Tenant.js"
 import { jsonEquals } from "./json.js"
 import { streamKey } from "./streamKey.js"
 
@@ -23,102 +24,123 @@ export interface MemoryHooks {
 
 /** @internal */
 export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.EventStore["Type"]> =>
+  Effect.flatMap(Tenant.Tenancy, (mode) => makeFor(mode, hooks))
+
+const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<EventStore.EventStore["Type"]> =>
   Effect.sync(() => {
     const all: Array<RecordedEvent.RecordedEvent> = []
     const streams = new Map<string, StreamState>()
     const byId = new Map<string, RecordedEvent.RecordedEvent>()
     let transactionId = 0n
 
-    const versionOf = (streamType: string, streamId: string) =>
-      streams.get(streamKey({ streamType, streamId }))?.events.length ?? 0
+    const versionOf = (tenantId: string, streamType: string, streamId: string) =>
+      streams.get(streamKey(tenantId, { streamType, streamId }))?.events.length ?? 0
+
+    const sameStream = (found: RecordedEvent.RecordedEvent, req: prepare.PreparedAppend) =>
+      found.tenantId === req.tenantId && found.streamType === req.streamType && found.streamId === req.streamId
 
     const append = (options: EventStore.AppendOptions) =>
-      Effect.flatMap(prepare.prepareAppend(options), (req) =>
-        Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
-          const { streamId, streamType } = req
-          if (req.idsSupplied) {
-            const existing = req.events.flatMap((e) => {
-              const found = byId.get(e.eventId)
-              return found ? [[e, found] as const] : []
-            })
-            if (existing.length > 0) {
-              const same = existing.length === req.events.length && existing.every(([e, found]) =>
-                found.streamType === streamType && found.streamId === streamId && found.type === e.type &&
-                jsonEquals(found.payload, JSON.parse(e.payloadJson))
-              )
-              if (!same) {
-                const first = existing.find(([e, found]) =>
-                  !(found.streamType === streamType && found.streamId === streamId && found.type === e.type &&
-                    jsonEquals(found.payload, JSON.parse(e.payloadJson)))
-                ) ?? existing[0]!
-                return Effect.fail(new Errors.DuplicateEvent({ eventId: first[0].eventId, streamType, streamId }))
-              }
-              const last = existing[existing.length - 1]![1]
-              return Effect.succeed({
-                streamType,
-                streamId,
-                version: last.version,
-                eventIds: req.events.map((e) =>
-                  e.eventId
-                ),
-                position: Position.make(last.transactionId, last.globalPosition),
-                idempotent: true
+      Effect.flatMap(
+        prepare.prepareAppend(options, mode),
+        (req) =>
+          Effect.suspend((): Effect.Effect<EventStore.AppendResult, EventStore.AppendError> => {
+            const { streamId, streamType, tenantId } = req
+            if (req.idsSupplied) {
+              const existing = req.events.flatMap((e) => {
+                const found = byId.get(e.eventId)
+                return found ? [[e, found] as const] : []
               })
+              if (existing.length > 0) {
+                const same = existing.length === req.events.length && existing.every(([e, found]) =>
+                  sameStream(found, req) && found.type === e.type &&
+                  jsonEquals(found.payload, JSON.parse(e.payloadJson))
+                )
+                if (!same) {
+                  const first = existing.find(([e, found]) =>
+                    !(sameStream(found, req) && found.type === e.type &&
+                      jsonEquals(found.payload, JSON.parse(e.payloadJson)))
+                  ) ?? existing[0]!
+                  return Effect.fail(new Errors.DuplicateEvent({ eventId: first[0].eventId, streamType, streamId }))
+                }
+                const last = existing[existing.length - 1]![1]
+                return Effect.succeed({
+                  tenantId,
+                  streamType,
+                  streamId,
+                  version: last.version,
+                  eventIds: req.events.map((e) => e.eventId),
+                  position: Position.make(last.transactionId, last.globalPosition),
+                  idempotent: true
+                })
+              }
             }
-          }
-          const actual = versionOf(streamType, streamId)
-          if (!ExpectedVersion.matches(req.expectedVersion, actual)) {
-            return Effect.fail(
-              new Errors.ConcurrencyConflict({ streamType, streamId, expected: req.expectedVersion, actual })
-            )
-          }
-          transactionId += 1n
-          const recordedAt = new Date()
-          const recorded = req.events.map((e, i): RecordedEvent.RecordedEvent => ({
-            eventId: e.eventId,
-            streamType,
-            streamId,
-            version: actual + i + 1,
-            globalPosition: BigInt(all.length + i + 1),
-            transactionId,
-            type: e.type,
-            schemaVersion: e.schemaVersion,
-            payload: JSON.parse(e.payloadJson),
-            metadata: JSON.parse(e.metadataJson),
-            recordedAt
-          }))
-          hooks.onAppend?.(recorded)
-          const k = streamKey({ streamType, streamId })
-          let stream = streams.get(k)
-          if (!stream) {
-            stream = { events: [] }
-            streams.set(k, stream)
-          }
-          for (const event of recorded) {
-            stream.events.push(event)
-            all.push(event)
-            byId.set(event.eventId, event)
-          }
-          hooks.onCommitted?.(recorded)
-          const last = recorded[recorded.length - 1]!
-          return Effect.succeed({
-            streamType,
-            streamId,
-            version: last.version,
-            eventIds: recorded.map((e) => e.eventId),
-            position: Position.make(last.transactionId, last.globalPosition),
-            idempotent: false
+            const actual = versionOf(tenantId, streamType, streamId)
+            if (!ExpectedVersion.matches(req.expectedVersion, actual)) {
+              return Effect.fail(
+                new Errors.ConcurrencyConflict({
+                  tenantId,
+                  streamType,
+                  streamId,
+                  expected: req.expectedVersion,
+                  actual
+                })
+              )
+            }
+            transactionId += 1n
+            const recordedAt = new Date()
+            const recorded = req.events.map((e, i): RecordedEvent.RecordedEvent => ({
+              eventId: e.eventId,
+              tenantId,
+              streamType,
+              streamId,
+              version: actual + i + 1,
+              globalPosition: BigInt(all.length + i + 1),
+              transactionId,
+              type: e.type,
+              schemaVersion: e.schemaVersion,
+              payload: JSON.parse(e.payloadJson),
+              metadata: JSON.parse(e.metadataJson),
+              recordedAt
+            }))
+            hooks.onAppend?.(recorded)
+            const k = streamKey(tenantId, { streamType, streamId })
+            let stream = streams.get(k)
+            if (!stream) {
+              stream = { events: [] }
+              streams.set(k, stream)
+            }
+            for (const event of recorded) {
+              stream.events.push(event)
+              all.push(event)
+              byId.set(event.eventId, event)
+            }
+            hooks.onCommitted?.(recorded)
+            const last = recorded[recorded.length - 1]!
+            return Effect.succeed({
+              tenantId,
+              streamType,
+              streamId,
+              version: last.version,
+              eventIds: recorded.map((e) => e.eventId),
+              position: Position.make(last.transactionId, last.globalPosition),
+              idempotent: false
+            })
           })
-        }))
+      )
 
     const readStream = (options: EventStore.ReadStreamOptions) =>
       Effect.gen(function*() {
         yield* prepare.validateStream(options)
         yield* prepare.validateFromVersion(options.fromVersion)
         const limit = yield* prepare.validateLimit(options.limit, Number.MAX_SAFE_INTEGER)
-        const stream = streams.get(streamKey({ streamType: options.streamType, streamId: options.streamId }))
+        const tenantId = yield* Tenant.resolve(mode, "readStream", options.tenantId)
+        const stream = streams.get(streamKey(tenantId, options))
         if (!stream) {
-          return yield* new Errors.StreamNotFound({ streamType: options.streamType, streamId: options.streamId })
+          return yield* new Errors.StreamNotFound({
+            tenantId,
+            streamType: options.streamType,
+            streamId: options.streamId
+          })
         }
         if (options.direction === "backward") {
           const from = Math.min(options.fromVersion ?? stream.events.length, stream.events.length)
@@ -143,27 +165,31 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
     }
 
     const readAll = (options: EventStore.ReadAllOptions = {}) =>
-      Effect.map(prepare.validateReadAll(options, 1000), (limit) => {
-        const eventTypes = options.eventTypes ? new Set(options.eventTypes) : undefined
-        const streamTypes = options.streamTypes ? new Set(options.streamTypes) : undefined
-        const out: Array<RecordedEvent.RecordedEvent> = []
-        for (let i = firstAfter(options.after ?? Position.start); i < all.length && out.length < limit; i++) {
-          const e = all[i]!
-          if (eventTypes && !eventTypes.has(e.type)) {
-            continue
+      Effect.map(
+        Effect.all([prepare.validateReadAll(options, 1000), Tenant.resolveScope(mode, "readAll", options)]),
+        ([limit, scope]) => {
+          const eventTypes = options.eventTypes ? new Set(options.eventTypes) : undefined
+          const streamTypes = options.streamTypes ? new Set(options.streamTypes) : undefined
+          const out: Array<RecordedEvent.RecordedEvent> = []
+          for (let i = firstAfter(options.after ?? Position.start); i < all.length && out.length < limit; i++) {
+            const e = all[i]!
+            if (eventTypes && !eventTypes.has(e.type)) {
+              continue
+            }
+            if (streamTypes && !streamTypes.has(e.streamType)) {
+              continue
+            }
+            if (scope !== Tenant.allScope && e.tenantId !== scope) {
+              continue
+            }
+            out.push(e)
           }
-          if (streamTypes && !streamTypes.has(e.streamType)) {
-            continue
-          }
-          if (options.tenantId !== undefined && e.metadata.tenantId !== options.tenantId) {
-            continue
-          }
-          out.push(e)
+          return out
         }
-        return out
-      })
+      )
 
     return {
+      tenancy: mode,
       append,
       readStream,
       readAll,
@@ -172,7 +198,13 @@ export const makeWith = (hooks: MemoryHooks = {}): Effect.Effect<EventStore.Even
         return last ? Position.make(last.transactionId, last.globalPosition) : Position.start
       }),
       streamVersion: (stream) =>
-        Effect.map(prepare.validateStream(stream), () => versionOf(stream.streamType, stream.streamId)),
+        Effect.zipRight(
+          prepare.validateStream(stream),
+          Effect.map(
+            Tenant.resolve(mode, "streamVersion", stream.tenantId),
+            (tenantId) => versionOf(tenantId, stream.streamType, stream.streamId)
+          )
+        ),
       eventExists: (eventId) => Effect.sync(() => byId.has(eventId.toLowerCase()))
     }
   })

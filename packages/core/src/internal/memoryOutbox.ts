@@ -59,6 +59,7 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
         entry: {
           id: nextId,
           eventId: e.eventId,
+          tenantId: e.tenantId,
           streamType: e.streamType,
           streamId: e.streamId,
           version: e.version,
@@ -94,7 +95,7 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
       const byStream = new Map<string, Array<MutableRow>>()
       for (const r of rows) {
         if (r.status === "published") continue
-        const k = streamKey(r.entry)
+        const k = streamKey(r.entry.tenantId, r.entry)
         const list = byStream.get(k)
         if (list) list.push(r)
         else byStream.set(k, [r])

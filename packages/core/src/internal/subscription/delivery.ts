@@ -8,11 +8,13 @@ import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import type * as CheckpointStore from "../../CheckpointStore.js"
 import type * as Errors from "../../Errors.js"
 import * as Position from "../../Position.js"
 import * as RecordedEvent from "../../RecordedEvent.js"
 import type * as Subscription from "../../Subscription.js"
+import * as Tenant from "../../Tenant.js"
 import type { SessionEnded } from "./lease.js"
 import type * as Progress from "./progress.js"
 import type * as Settings from "./settings.js"
@@ -49,8 +51,10 @@ export const make = <E, R>(options: {
   const { id, owner, policy, transaction, transactional } = settings
 
   // The context is provided once around `run`, not per event: providing per call costs more than the handler.
+  // The handler runs in the event's tenant, so its writes through eventfold land there (matters across tenants).
   const invoke = (event: RecordedEvent.RecordedEvent): Effect.Effect<void, HandlerFailed, R> =>
     handler(event).pipe(
+      Effect.provideService(Tenant.CurrentTenant, Option.some(event.tenantId)),
       Effect.catchAllCause((cause) =>
         Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(new HandlerFailed({ cause }))
       )

@@ -15,6 +15,7 @@ import * as FeedNotifier from "../../FeedNotifier.js"
 import * as Position from "../../Position.js"
 import * as RecordedEvent from "../../RecordedEvent.js"
 import type * as Subscription from "../../Subscription.js"
+import type * as Tenant from "../../Tenant.js"
 
 /** @internal The position a reader with no checkpoint starts after. */
 export const resolveStart = (
@@ -43,7 +44,7 @@ export const pageReader = (
   filter: Subscription.Filter,
   batchSize: number
 ) =>
-(after: Position.Position): Effect.Effect<Page, Errors.StoreError | Errors.InvalidInput> =>
+(after: Position.Position): Effect.Effect<Page, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired> =>
   Effect.zip(store.headPosition, store.readAll({ ...filter, after, limit: batchSize }))
 
 /**
@@ -85,7 +86,7 @@ export const stream = (
   }
 ): Stream.Stream<
   RecordedEvent.RecordedEvent,
-  Errors.StoreError | Errors.InvalidInput,
+  Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired,
   EventStore.EventStore | FeedNotifier.FeedNotifier
 > =>
   Stream.unwrapScoped(Effect.gen(function*() {
@@ -93,7 +94,12 @@ export const stream = (
     const hints = yield* Effect.flatMap(FeedNotifier.FeedNotifier, (n) => n.subscribe)
     const batchSize = options.batchSize ?? 500
     const pollInterval = options.pollInterval ?? "1 second"
-    const filter = { eventTypes: options.eventTypes, streamTypes: options.streamTypes, tenantId: options.tenantId }
+    const filter = {
+      eventTypes: options.eventTypes,
+      streamTypes: options.streamTypes,
+      tenantId: options.tenantId,
+      allTenants: options.allTenants
+    }
     const start = yield* resolveStart(store, options.startFrom)
     return Stream.paginateChunkEffect(
       { position: start, wait: false },

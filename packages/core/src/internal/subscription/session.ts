@@ -16,6 +16,7 @@ import type * as FeedNotifier from "../../FeedNotifier.js"
 import * as Position from "../../Position.js"
 import * as RecordedEvent from "../../RecordedEvent.js"
 import type * as Subscription from "../../Subscription.js"
+import type * as Tenant from "../../Tenant.js"
 import type * as Delivery from "./delivery.js"
 import * as FeedReader from "./feedReader.js"
 import * as Lease from "./lease.js"
@@ -40,7 +41,9 @@ const follow = <R>(rt: Runtime<R>, epoch: number, claimed: Position.Position, hi
     yield* progress.claimed(epoch, position)
     const readPage = FeedReader.pageReader(rt.store, settings.filter, settings.batchSize)
     const wait = FeedReader.liveWait(settings.pollInterval)
-    let prefetched: Fiber.Fiber<FeedReader.Page, Errors.StoreError | Errors.InvalidInput> | undefined
+    let prefetched:
+      | Fiber.Fiber<FeedReader.Page, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired>
+      | undefined
     while (true) {
       const [head, page] = prefetched ? yield* Fiber.join(prefetched) : yield* readPage(position)
       prefetched = undefined

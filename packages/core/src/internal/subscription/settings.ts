@@ -35,7 +35,12 @@ export const resolve = <E, R>(
   return {
     id: options.id,
     owner: options.owner ?? crypto.randomUUID(),
-    filter: { eventTypes: options.eventTypes, streamTypes: options.streamTypes, tenantId: options.tenantId },
+    filter: {
+      eventTypes: options.eventTypes,
+      streamTypes: options.streamTypes,
+      tenantId: options.tenantId,
+      allTenants: options.allTenants
+    },
     batchSize: options.batchSize ?? 500,
     pollInterval: Duration.decode(options.pollInterval ?? "1 second"),
     lease,
