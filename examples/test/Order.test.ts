@@ -82,6 +82,7 @@ describe("Order", () => {
         })
         const recorded: RecordedEvent.RecordedEvent = {
           eventId: crypto.randomUUID(),
+          tenantId: "default",
           streamType: "Order",
           streamId: "o-1",
           version: 1,

@@ -11,7 +11,14 @@ describe("the configuration example", () => {
         Effect.provide(layerMemory),
         Effect.withConfigProvider(fromEnvironment({ EVENTFOLD_OUTBOX: "true", EVENTFOLD_NOTIFY: "false" }))
       )
-      assert.deepStrictEqual(on.settings, { schema: "eventfold", outbox: true, notify: false, pooler: "none" })
+      assert.deepStrictEqual(on.settings, {
+        schema: "eventfold",
+        outbox: true,
+        notify: false,
+        pooler: "none",
+        tenancy: "single",
+        rowLevelSecurity: false
+      })
       assert.isTrue(Option.isNone(on.session))
       assert.deepStrictEqual(on.outbox, { on: true, pending: 1 })
 
@@ -39,7 +46,14 @@ describe("the configuration example", () => {
           EVENTFOLD_PG_IDLE_IN_TRANSACTION_TIMEOUT: "1 minute"
         }))
       )
-      assert.deepStrictEqual(result.settings, { schema: "shop", outbox: true, notify: true, pooler: "transaction" })
+      assert.deepStrictEqual(result.settings, {
+        schema: "shop",
+        outbox: true,
+        notify: true,
+        pooler: "transaction",
+        tenancy: "single",
+        rowLevelSecurity: false
+      })
       assert.deepStrictEqual(
         result.session,
         Option.some({

@@ -21,3 +21,5 @@ export * as OutboxContract from "./OutboxContract.js"
 export * as EventStoreInputContract from "./EventStoreInputContract.js"
 /** @since 0.2.0 */
 export * as CommandHandlerContract from "./CommandHandlerContract.js"
+/** @since 0.3.0 */
+export * as TenancyContract from "./TenancyContract.js"

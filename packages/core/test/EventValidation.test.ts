@@ -12,7 +12,9 @@ const reason = <A>(effect: Effect.Effect<A, { readonly _tag: string }>) =>
   Effect.map(
     Effect.either(effect),
     Either.match({
-      onLeft: (error) => (error._tag === "InvalidInput" ? (error as unknown as { readonly reason: string }).reason : error._tag),
+      onLeft: (
+        error
+      ) => (error._tag === "InvalidInput" ? (error as unknown as { readonly reason: string }).reason : error._tag),
       onRight: () => assert.fail("accepted")
     })
   )

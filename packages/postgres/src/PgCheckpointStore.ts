@@ -20,6 +20,7 @@ import * as CheckpointStore from "@eventfold/core/CheckpointStore"
 import * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Position from "@eventfold/core/Position"
+import * as Tenant from "@eventfold/core/Tenant"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -90,10 +91,22 @@ export const make = (
 
     const storeError = (operation: string) => (error: SqlError.SqlError) =>
       internal.toStoreError(operation, schema)(error)
+    // Rows are kept per tenant scope: the ambient tenant, or "*" (every tenant) without one. Under row-level security
+    // the statement runs in that scope.
+    const scoped = internal.tenantScope(sql, schema, (yield* PgConfig.PgConfig).rowLevelSecurity)
+    const inScope = <A, E, R>(
+      f: (scope: string) => Effect.Effect<A, E | SqlError.SqlError, R>
+    ): Effect.Effect<A, E | SqlError.SqlError, R> =>
+      Effect.flatMap(Tenant.CurrentTenant, (tenant) => {
+        const scope = Option.getOrElse(tenant, () => Tenant.allScope)
+        return scoped(scope)(f(scope))
+      })
 
     const get = (subscriptionId: string) =>
-      sql`SELECT subscription_id, transaction_id, global_position, owner, lease_until, status, updated_at
-        FROM ${checkpoints} WHERE subscription_id = ${subscriptionId}`.pipe(
+      inScope((scope) =>
+        sql`SELECT subscription_id, transaction_id, global_position, owner, lease_until, status, updated_at
+        FROM ${checkpoints} WHERE subscription_id = ${subscriptionId} AND tenant_id = ${scope}`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.get")),
         Effect.flatMap(internal.decodeRows("checkpoint.get", CheckpointRow)),
         Effect.map((rows) =>
@@ -110,20 +123,23 @@ export const make = (
 
     // Lease times are on the database clock, so the processes' clocks never need to agree.
     const claim = (claimOptions: CheckpointStore.ClaimOptions) =>
-      sql`INSERT INTO ${checkpoints} AS c (subscription_id, transaction_id, global_position, owner, lease_until, status)
-        VALUES (${claimOptions.subscriptionId}, ${xid(claimOptions.initial)}::xid8, ${
-        pos(claimOptions.initial)
-      }::bigint, ${claimOptions.owner},
+      inScope((scope) =>
+        sql`INSERT INTO ${checkpoints} AS c
+          (subscription_id, tenant_id, transaction_id, global_position, owner, lease_until, status)
+        VALUES (${claimOptions.subscriptionId}, ${scope}, ${xid(claimOptions.initial)}::xid8, ${
+          pos(claimOptions.initial)
+        }::bigint, ${claimOptions.owner},
           clock_timestamp() + ${
-        Duration.toMillis(Duration.decode(claimOptions.lease))
-      }::float8 * interval '1 millisecond',
+          Duration.toMillis(Duration.decode(claimOptions.lease))
+        }::float8 * interval '1 millisecond',
           'active')
-        ON CONFLICT (subscription_id) DO UPDATE
+        ON CONFLICT (subscription_id, tenant_id) DO UPDATE
           SET owner = EXCLUDED.owner, lease_until = EXCLUDED.lease_until, status = 'active', updated_at = now()
           WHERE c.owner IS NULL OR c.owner = EXCLUDED.owner OR c.lease_until IS NULL
              OR c.lease_until < clock_timestamp()
         RETURNING c.transaction_id, c.global_position,
-          c.transaction_id >= pg_snapshot_xmax(pg_current_snapshot()) AS ahead`.pipe(
+          c.transaction_id >= pg_snapshot_xmax(pg_current_snapshot()) AS ahead`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.claim")),
         Effect.tap((rows) =>
           // xid8 positions belong to one cluster. After a logical restore (pg_dump, logical replication) onto a
@@ -149,20 +165,25 @@ export const make = (
       )
 
     const release = (subscriptionId: string, owner: string, status: "active" | "failed" = "active") =>
-      sql`UPDATE ${checkpoints} SET owner = NULL, lease_until = NULL, status = ${status}, updated_at = now()
-        WHERE subscription_id = ${subscriptionId} AND owner = ${owner}`.pipe(
+      inScope((scope) =>
+        sql`UPDATE ${checkpoints} SET owner = NULL, lease_until = NULL, status = ${status}, updated_at = now()
+        WHERE subscription_id = ${subscriptionId} AND tenant_id = ${scope} AND owner = ${owner}`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.release")),
         Effect.asVoid
       )
 
     const commit = (commitOptions: CheckpointStore.CommitOptions) =>
-      sql`UPDATE ${checkpoints}
+      inScope((scope) =>
+        sql`UPDATE ${checkpoints}
         SET transaction_id = ${xid(commitOptions.position)}::xid8,
             global_position = ${pos(commitOptions.position)}::bigint, updated_at = now()
-        WHERE subscription_id = ${commitOptions.subscriptionId} AND owner = ${commitOptions.owner}
+        WHERE subscription_id = ${commitOptions.subscriptionId} AND tenant_id = ${scope}
+          AND owner = ${commitOptions.owner}
           AND transaction_id = ${xid(commitOptions.expected)}::xid8
           AND global_position = ${pos(commitOptions.expected)}::bigint
-        RETURNING 1 AS ok`.pipe(
+        RETURNING 1 AS ok`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.commit")),
         Effect.flatMap((rows) =>
           rows.length === 1 ? Effect.void : Effect.fail(
@@ -176,39 +197,47 @@ export const make = (
       )
 
     const reset = (subscriptionId: string, position: Position.Position) =>
-      sql`INSERT INTO ${checkpoints} (subscription_id, transaction_id, global_position, status)
-        VALUES (${subscriptionId}, ${xid(position)}::xid8, ${pos(position)}::bigint, 'active')
-        ON CONFLICT (subscription_id) DO UPDATE
+      inScope((scope) =>
+        sql`INSERT INTO ${checkpoints} (subscription_id, tenant_id, transaction_id, global_position, status)
+        VALUES (${subscriptionId}, ${scope}, ${xid(position)}::xid8, ${pos(position)}::bigint, 'active')
+        ON CONFLICT (subscription_id, tenant_id) DO UPDATE
           SET transaction_id = EXCLUDED.transaction_id, global_position = EXCLUDED.global_position,
-              status = 'active', updated_at = now()`.pipe(
+              status = 'active', updated_at = now()`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.reset")),
         Effect.asVoid
       )
 
     const lock = (subscriptionId: string) =>
-      sql`SELECT 1 FROM ${checkpoints} WHERE subscription_id = ${subscriptionId} FOR UPDATE`.pipe(
+      inScope((scope) =>
+        sql`SELECT 1 FROM ${checkpoints} WHERE subscription_id = ${subscriptionId} AND tenant_id = ${scope} FOR UPDATE`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.lock")),
         Effect.asVoid
       )
 
     const park = (letter: Omit<CheckpointStore.DeadLetter, "parkedAt">) =>
-      sql`INSERT INTO ${deadLetters} (subscription_id, event_id, transaction_id, global_position, stream_type,
-          stream_id, event_type, error, attempts)
-        VALUES (${letter.subscriptionId}, ${letter.eventId}::uuid, ${xid(letter.position)}::xid8, ${
-        pos(letter.position)
-      }::bigint,
+      inScope((scope) =>
+        sql`INSERT INTO ${deadLetters} (subscription_id, tenant_id, event_id, transaction_id, global_position,
+          stream_type, stream_id, event_type, error, attempts)
+        VALUES (${letter.subscriptionId}, ${scope}, ${letter.eventId}::uuid, ${xid(letter.position)}::xid8, ${
+          pos(letter.position)
+        }::bigint,
           ${letter.streamType}, ${letter.streamId}, ${letter.eventType},
           ${EventValidation.sanitizeText(letter.error)}, ${letter.attempts})
-        ON CONFLICT (subscription_id, event_id) DO NOTHING`.pipe(
+        ON CONFLICT (subscription_id, tenant_id, event_id) DO NOTHING`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.park")),
         Effect.asVoid
       )
 
     const listDeadLetters = (subscriptionId: string) =>
-      sql`SELECT subscription_id, event_id::text AS event_id, transaction_id, global_position, stream_type, stream_id,
+      inScope((scope) =>
+        sql`SELECT subscription_id, event_id::text AS event_id, transaction_id, global_position, stream_type, stream_id,
           event_type, error, attempts, parked_at
-        FROM ${deadLetters} WHERE subscription_id = ${subscriptionId}
-        ORDER BY transaction_id, global_position`.pipe(
+        FROM ${deadLetters} WHERE subscription_id = ${subscriptionId} AND tenant_id = ${scope}
+        ORDER BY transaction_id, global_position`
+      ).pipe(
         Effect.mapError(storeError("checkpoint.deadLetters")),
         Effect.flatMap(internal.decodeRows("checkpoint.deadLetters", DeadLetterRow)),
         Effect.map((rows) =>

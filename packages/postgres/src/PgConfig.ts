@@ -6,6 +6,7 @@
  * @since 0.2.0
  */
 import * as Errors from "@eventfold/core/Errors"
+import type * as Tenant from "@eventfold/core/Tenant"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
@@ -35,6 +36,17 @@ export interface Settings {
   readonly notify: boolean
   /** See `Pooler`. */
   readonly pooler: Pooler
+  /**
+   * `single` (default): operations without a tenant use the default tenant. `multi`: they fail with
+   * `TenantRequired` (see `@eventfold/core/Tenant`).
+   */
+  readonly tenancy: Tenant.Mode
+  /**
+   * Row-level security by tenant (migrations/row_level_security.sql) is on: `PgMigrations.run` enables it, `verify`
+   * checks it, and the stores set the transaction's tenant (`eventfold.tenant`) before every statement that is not
+   * one of eventfold's functions (which set it themselves).
+   */
+  readonly rowLevelSecurity: boolean
 }
 
 /**
@@ -49,7 +61,14 @@ export type Options = Partial<Settings>
  * @since 0.2.0
  * @category constants
  */
-export const defaults: Settings = { schema: internal.DEFAULT_SCHEMA, outbox: false, notify: true, pooler: "none" }
+export const defaults: Settings = {
+  schema: internal.DEFAULT_SCHEMA,
+  outbox: false,
+  notify: true,
+  pooler: "none",
+  tenancy: "single",
+  rowLevelSecurity: false
+}
 
 /**
  * The shared settings; `defaults` when none are provided.
@@ -75,6 +94,11 @@ export const make = (options: Options = {}): Effect.Effect<Settings, Errors.Inva
         reason: `pooler must be "none" or "transaction", got ${JSON.stringify(settings.pooler)}`
       })
     }
+    if (settings.tenancy !== "single" && settings.tenancy !== "multi") {
+      return yield* new Errors.InvalidInput({
+        reason: `tenancy must be "single" or "multi", got ${JSON.stringify(settings.tenancy)}`
+      })
+    }
     return { ...settings, schema: yield* internal.validateSchema(settings.schema) }
   })
 
@@ -92,7 +116,9 @@ export const config: Config.Config<Settings> = Config.all({
   schema: Config.string("EVENTFOLD_SCHEMA").pipe(Config.withDefault(defaults.schema)),
   outbox: Config.boolean("EVENTFOLD_OUTBOX").pipe(Config.withDefault(defaults.outbox)),
   notify: Config.boolean("EVENTFOLD_NOTIFY").pipe(Config.withDefault(defaults.notify)),
-  pooler: Config.literal("none", "transaction")("EVENTFOLD_POOLER").pipe(Config.withDefault(defaults.pooler))
+  pooler: Config.literal("none", "transaction")("EVENTFOLD_POOLER").pipe(Config.withDefault(defaults.pooler)),
+  tenancy: Config.literal("single", "multi")("EVENTFOLD_TENANCY").pipe(Config.withDefault(defaults.tenancy)),
+  rowLevelSecurity: Config.boolean("EVENTFOLD_ROW_LEVEL_SECURITY").pipe(Config.withDefault(defaults.rowLevelSecurity))
 })
 
 /**

@@ -12,6 +12,7 @@ import * as prepare from "@eventfold/core/EventValidation"
 import type * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as Position from "@eventfold/core/Position"
 import type * as RecordedEvent from "@eventfold/core/RecordedEvent"
+import * as Tenant from "@eventfold/core/Tenant"
 import * as Clock from "effect/Clock"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -83,9 +84,11 @@ const decodeEventRow = (row: unknown): Either.Either<RecordedEvent.RecordedEvent
   if (!isRecord(row)) return Either.left("not an object")
   const globalPosition = toBigInt(row.global_position)
   const transactionId = toBigInt(row.transaction_id)
-  const { event_id, event_type, metadata, recorded_at, schema_version, stream_id, stream_type, version } = row
+  const { event_id, event_type, metadata, recorded_at, schema_version, stream_id, stream_type, tenant_id, version } =
+    row
   if (
     globalPosition === undefined || transactionId === undefined || typeof event_id !== "string" ||
+    typeof tenant_id !== "string" ||
     typeof stream_type !== "string" || typeof stream_id !== "string" || typeof version !== "number" ||
     typeof event_type !== "string" || typeof schema_version !== "number" || !isRecord(metadata) ||
     !(recorded_at instanceof Date) || !("payload" in row)
@@ -96,6 +99,7 @@ const decodeEventRow = (row: unknown): Either.Either<RecordedEvent.RecordedEvent
   }
   return Either.right({
     eventId: event_id,
+    tenantId: tenant_id,
     streamType: stream_type,
     streamId: stream_id,
     version,
@@ -170,19 +174,23 @@ export const make = (
       )
     }
     const outbox = options?.outbox ?? settings.outbox
+    const mode = settings.tenancy
+    const scoped = internal.tenantScope(sql, schema, settings.rowLevelSecurity)
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
     const appendFn = sql(`${schema}.append_events`)
+    const readStreamFn = sql(`${schema}.read_stream`)
 
     // An outbox configured on must exist: appends would fail on the first write otherwise.
     yield* internal.requireTables(sql, schema, outbox ? ["streams", "events", "outbox"] : ["streams", "events"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
 
-    const currentVersion = (streamType: string, streamId: string) =>
+    const currentVersion = (tenantId: string, streamType: string, streamId: string) =>
       sql<{ version: number }>`SELECT version FROM ${streams}
-        WHERE stream_type = ${streamType} AND stream_id = ${streamId}`.pipe(
-        Effect.map((rows) => rows[0]?.version ?? 0)
+        WHERE tenant_id = ${tenantId} AND stream_type = ${streamType} AND stream_id = ${streamId}`.pipe(
+        Effect.map((rows) => rows[0]?.version ?? 0),
+        scoped(tenantId)
       )
 
     const mapAppendFailure =
@@ -202,6 +210,7 @@ export const make = (
           // not be free, so the actual version is reported as unknown (-1). Only a new transaction can succeed.
           return Effect.fail(
             new Errors.ConcurrencyConflict({
+              tenantId: req.tenantId,
               streamType: req.streamType,
               streamId: req.streamId,
               expected: req.expectedVersion,
@@ -212,11 +221,12 @@ export const make = (
         }
         if (versionTaken) {
           // A writer that bypassed append_events took the version (the unique key is the backstop): read the actual.
-          return currentVersion(req.streamType, req.streamId).pipe(
+          return currentVersion(req.tenantId, req.streamType, req.streamId).pipe(
             Effect.mapError(storeError("append")),
             Effect.flatMap((actual) =>
               Effect.fail(
                 new Errors.ConcurrencyConflict({
+                  tenantId: req.tenantId,
                   streamType: req.streamType,
                   streamId: req.streamId,
                   expected: req.expectedVersion,
@@ -230,7 +240,7 @@ export const make = (
       }
 
     const append = (appendOptions: EventStore.AppendOptions) =>
-      Effect.flatMap(prepare.prepareAppend(appendOptions), (req) =>
+      Effect.flatMap(prepare.prepareAppend(appendOptions, mode), (req) =>
         Effect.flatMap(
           Effect.all([Effect.serviceOption(SqlClient.TransactionConnection), Clock.currentTimeMillis]),
           ([transaction, now]) => {
@@ -240,7 +250,7 @@ export const make = (
             const carriesHint = notify && (inTransaction || now - lastHintAt >= intervalMs)
             if (carriesHint && !inTransaction) lastHintAt = now
             return sql`SELECT * FROM ${appendFn}(
-          ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
+          ${req.tenantId}, ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
           ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
           ${req.events.map((e) => e.eventId)}::uuid[],
           ${req.events.map((e) => e.type)}::text[],
@@ -257,7 +267,7 @@ export const make = (
                     new Errors.StoreError({ operation: "append", reason: "append_events returned no row" })
                   )
                 }
-                const ref = { streamType: req.streamType, streamId: req.streamId }
+                const ref = { tenantId: req.tenantId, streamType: req.streamType, streamId: req.streamId }
                 switch (row.status) {
                   case "conflict":
                     return Effect.fail(
@@ -289,7 +299,12 @@ export const make = (
                 }
               }),
               Effect.withSpan("PgEventStore.append", {
-                attributes: { streamType: req.streamType, streamId: req.streamId, events: req.events.length },
+                attributes: {
+                  tenantId: req.tenantId,
+                  streamType: req.streamType,
+                  streamId: req.streamId,
+                  events: req.events.length
+                },
                 captureStackTrace: false
               })
             )
@@ -297,7 +312,7 @@ export const make = (
         ))
 
     const columns = sql.literal(
-      "global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, schema_version, " +
+      "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, schema_version, " +
         "payload, metadata, recorded_at"
     )
 
@@ -306,25 +321,21 @@ export const make = (
         yield* prepare.validateStream(readOptions)
         yield* prepare.validateFromVersion(readOptions.fromVersion)
         const limit = yield* prepare.validateLimit(readOptions.limit, 2_147_483_647)
+        const tenantId = yield* Tenant.resolve(mode, "readStream", readOptions.tenantId)
         const { streamId, streamType } = readOptions
         const backward = readOptions.direction === "backward"
-        const from = readOptions.fromVersion ?? (backward ? 2_147_483_647 : 1)
-        const rows = yield* (backward
-          ? sql`SELECT ${columns} FROM ${events}
-              WHERE stream_type = ${streamType} AND stream_id = ${streamId} AND version <= ${
-            Math.min(from, 2_147_483_647)
+        const from = Math.min(readOptions.fromVersion ?? (backward ? 2_147_483_647 : 1), 2_147_483_647)
+        // One round trip: read_stream enters the tenant (row-level security) and, when no event is in range, returns
+        // one row with no event and the stream's version instead, so a missing stream needs no second query.
+        const rows = yield* sql<{ readonly event_id: string | null; readonly stream_version: number | null }>`
+          SELECT * FROM ${readStreamFn}(${tenantId}, ${streamType}, ${streamId}, ${from}, ${
+          Math.min(limit, 2_147_483_647)
+        }, ${backward})`.pipe(Effect.mapError(storeError("readStream")))
+        if (rows.length === 1 && rows[0]!.event_id === null) {
+          if ((rows[0]!.stream_version ?? 0) === 0) {
+            return yield* new Errors.StreamNotFound({ tenantId, streamType, streamId })
           }
-              ORDER BY version DESC LIMIT ${limit}`
-          : sql`SELECT ${columns} FROM ${events}
-              WHERE stream_type = ${streamType} AND stream_id = ${streamId} AND version >= ${
-            Math.min(from, 2_147_483_647)
-          }
-              ORDER BY version LIMIT ${limit}`).pipe(Effect.mapError(storeError("readStream")))
-        if (
-          rows.length === 0 &&
-          (yield* currentVersion(streamType, streamId).pipe(Effect.mapError(storeError("readStream")))) === 0
-        ) {
-          return yield* new Errors.StreamNotFound({ streamType, streamId })
+          return []
         }
         return yield* decodeEventRows("readStream", rows)
       }).pipe(Effect.withSpan("PgEventStore.readStream", { captureStackTrace: false }))
@@ -332,11 +343,12 @@ export const make = (
     const readAll = (readOptions: EventStore.ReadAllOptions = {}) =>
       Effect.gen(function*() {
         const limit = yield* prepare.validateReadAll(readOptions, 1000)
+        const scope = yield* Tenant.resolveScope(mode, "readAll", readOptions)
         const after = readOptions.after ?? Position.start
         const filters = [
           readOptions.eventTypes ? sql`AND event_type = ANY(${readOptions.eventTypes}::text[])` : sql``,
           readOptions.streamTypes ? sql`AND stream_type = ANY(${readOptions.streamTypes}::text[])` : sql``,
-          readOptions.tenantId !== undefined ? sql`AND tenant_id = ${readOptions.tenantId}` : sql``
+          scope === Tenant.allScope ? sql`` : sql`AND tenant_id = ${scope}`
         ]
         // Only rows of transactions older than every running one: a row that commits later can never appear
         // behind a checkpoint already handed out.
@@ -345,19 +357,21 @@ export const make = (
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
             ${filters[0]} ${filters[1]} ${filters[2]}
           ORDER BY transaction_id, global_position
-          LIMIT ${limit}`.pipe(Effect.mapError(storeError("readAll")))
+          LIMIT ${limit}`.pipe(scoped(scope), Effect.mapError(storeError("readAll")))
         return yield* decodeEventRows("readAll", rows)
       }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))
 
     const headPosition = sql`SELECT transaction_id, global_position FROM ${events}
       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       ORDER BY transaction_id DESC, global_position DESC LIMIT 1`.pipe(
+      scoped(Tenant.allScope),
       Effect.mapError(storeError("headPosition")),
       Effect.flatMap(decodePositionRows),
       Effect.map((rows) => (rows[0] ? Position.make(rows[0].transaction_id, rows[0].global_position) : Position.start))
     )
 
     const store: EventStore.EventStore["Type"] = {
+      tenancy: mode,
       append,
       readStream,
       readAll,
@@ -365,11 +379,18 @@ export const make = (
       streamVersion: (stream) =>
         Effect.zipRight(
           prepare.validateStream(stream),
-          currentVersion(stream.streamType, stream.streamId).pipe(Effect.mapError(storeError("streamVersion")))
+          Effect.flatMap(
+            Tenant.resolve(mode, "streamVersion", stream.tenantId),
+            (tenantId) =>
+              currentVersion(tenantId, stream.streamType, stream.streamId).pipe(
+                Effect.mapError(storeError("streamVersion"))
+              )
+          )
         ),
       eventExists: (eventId) =>
         UUID.test(eventId)
           ? sql`SELECT 1 FROM ${events} WHERE event_id = ${eventId}::uuid`.pipe(
+            scoped(Tenant.allScope),
             Effect.map((rows) => rows.length > 0),
             Effect.mapError(storeError("eventExists"))
           )

@@ -13,7 +13,7 @@ import * as Cause from "effect/Cause"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import { migrations as files } from "./internal/migrations.js"
+import { migrations as files, rowLevelSecurity as rowLevelSecuritySql } from "./internal/migrations.js"
 import * as internal from "./internal/sql.js"
 import * as PgConfig from "./PgConfig.js"
 import * as PgRoles from "./PgRoles.js"
@@ -66,6 +66,7 @@ export const run = (
 > =>
   Effect.gen(function*() {
     const schema = yield* PgConfig.schema(options?.schema)
+    const settings = yield* PgConfig.PgConfig
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const table = `${schema}.eventfold_migrations`
     const loader = Migrator.fromRecord(
@@ -81,7 +82,10 @@ export const run = (
       // Missing table, missing schema or no right to read it: the full path below migrates or says why it cannot.
       Effect.orElseSucceed(() => false)
     )
-    if (upToDate) return []
+    if (upToDate) {
+      if (settings.rowLevelSecurity) yield* enableRowLevelSecurity({ schema })
+      return []
+    }
     const migrate = Effect.gen(function*() {
       // One migrator per schema at a time, across processes; the lock ends with the transaction.
       yield* sql`SELECT pg_advisory_xact_lock(hashtextextended(${`eventfold.migrations:${schema}`}, 0))`
@@ -94,7 +98,7 @@ export const run = (
       )`
       return yield* Migrator.make({})({ loader, table })
     })
-    return yield* sql.withTransaction(migrate).pipe(
+    const applied = yield* sql.withTransaction(migrate).pipe(
       Effect.catchTag("SqlError", (e) => Effect.fail(internal.toStoreError("migrate", schema)(e))),
       Effect.catchTag(
         "MigrationError",
@@ -117,6 +121,48 @@ export const run = (
       }),
       Effect.mapError(withAdvice(schema)),
       Effect.withSpan("PgMigrations.run", { attributes: { schema } })
+    )
+    if (settings.rowLevelSecurity) yield* enableRowLevelSecurity({ schema })
+    return applied
+  })
+
+const RLS_TABLES = ["events", "streams", "snapshots", "outbox", "checkpoints", "dead_letters"] as const
+
+/** How many of eventfold's tables have row-level security enabled with the tenant policy. */
+const rowLevelSecurityCount = (sql: SqlClient.SqlClient, schema: string) =>
+  sql<{ readonly count: number }>`SELECT count(*)::integer AS count
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE n.nspname = ${schema} AND c.relname = ANY(${RLS_TABLES}::text[]) AND c.relrowsecurity
+     AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation')`.pipe(
+    Effect.map((rows) => rows[0]?.count ?? 0)
+  )
+
+/**
+ * Enables row-level security by tenant on eventfold's tables (migrations/row_level_security.sql), unless it is on
+ * already. Needs the tables' owner. `run` calls it when `PgConfig` has `rowLevelSecurity` on.
+ *
+ * @since 0.3.0
+ * @category migrations
+ */
+export const enableRowLevelSecurity = (
+  options?: Options
+): Effect.Effect<void, Errors.StoreError | Errors.InvalidInput, SqlClient.SqlClient> =>
+  Effect.gen(function*() {
+    const schema = yield* PgConfig.schema(options?.schema)
+    const sql = (yield* SqlClient.SqlClient).withoutTransforms()
+    const enabled = yield* rowLevelSecurityCount(sql, schema).pipe(
+      Effect.mapError(internal.toStoreError("enableRowLevelSecurity", schema))
+    )
+    if (enabled === RLS_TABLES.length) return
+    yield* sql.withTransaction(
+      Effect.zipRight(
+        sql`SELECT pg_advisory_xact_lock(hashtextextended(${`eventfold.migrations:${schema}`}, 0))`,
+        sql.unsafe(render(rowLevelSecuritySql, schema)).raw
+      )
+    ).pipe(
+      Effect.mapError(internal.toStoreError("enableRowLevelSecurity", schema)),
+      Effect.mapError(withAdvice(schema)),
+      Effect.withSpan("PgMigrations.enableRowLevelSecurity", { attributes: { schema } })
     )
   })
 
@@ -196,6 +242,21 @@ export const verify = (
       Effect.map((rows) => rows[0]?.latest ?? 0),
       Effect.orElseSucceed(() => latest)
     )
+    if (applied >= latest && (yield* PgConfig.PgConfig).rowLevelSecurity) {
+      const enabled = yield* rowLevelSecurityCount(sql, schema).pipe(
+        Effect.mapError(internal.toStoreError("connect", schema))
+      )
+      if (enabled < RLS_TABLES.length) {
+        return yield* new Errors.StoreError({
+          operation: "connect",
+          reason: `row-level security is configured on, but ${enabled} of ${RLS_TABLES.length} tables of schema ` +
+            `"${schema}" have it: run PgMigrations.enableRowLevelSecurity({ schema: "${schema}" }) as the tables' ` +
+            `owner (or psql -1 -v schema=${schema} -f migrations/row_level_security.sql)`,
+          retryable: false,
+          kind: "schema"
+        })
+      }
+    }
     if (applied < latest) {
       return yield* new Errors.StoreError({
         operation: "connect",

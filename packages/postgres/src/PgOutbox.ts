@@ -12,6 +12,7 @@ import * as PgClient from "@effect/sql-pg/PgClient"
 import type * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Outbox from "@eventfold/core/Outbox"
+import * as Tenant from "@eventfold/core/Tenant"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -37,6 +38,7 @@ const ClaimRowSchema = Schema.Struct({
   id: Schema.BigInt,
   event_id: Schema.String,
   global_position: Schema.BigInt,
+  tenant_id: Schema.String,
   stream_type: Schema.String,
   stream_id: Schema.String,
   version: Schema.Number,
@@ -70,6 +72,7 @@ const CountSchema = Schema.Struct({ count: Schema.Number })
 const toEntry = (r: typeof ClaimRowSchema.Type): Outbox.Entry => ({
   id: r.id,
   eventId: r.event_id,
+  tenantId: r.tenant_id,
   streamType: r.stream_type,
   streamId: r.stream_id,
   version: r.version,
@@ -115,8 +118,12 @@ export const make = (
     yield* internal.requireTables(sql, schema, ["outbox"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
+    // The relay works across tenants: under row-level security its statements run in the "*" scope.
+    const acrossTenants = internal.tenantScope(sql, schema, (yield* PgConfig.PgConfig).rowLevelSecurity)(
+      Tenant.allScope
+    )
     const columns = sql.literal(
-      "o.id, o.event_id, o.global_position, o.stream_type, o.stream_id, o.version, o.event_type, o.schema_version, " +
+      "o.id, o.event_id, o.global_position, o.tenant_id, o.stream_type, o.stream_id, o.version, o.event_type, o.schema_version, " +
         "o.payload, o.metadata, o.status, o.retry_count, o.last_error, o.next_attempt_at, o.claimed_by, " +
         "o.claimed_until, o.created_at, o.published_at"
     )
@@ -124,7 +131,7 @@ export const make = (
 
     // The claim returns only what the relay needs, decoded once per batch with this narrower schema.
     const claimColumns = sql.literal(
-      "o.id, o.event_id, o.global_position, o.stream_type, o.stream_id, o.version, o.event_type, o.schema_version, " +
+      "o.id, o.event_id, o.global_position, o.tenant_id, o.stream_type, o.stream_id, o.version, o.event_type, o.schema_version, " +
         "o.payload, o.metadata, o.retry_count"
     )
 
@@ -194,6 +201,7 @@ export const make = (
         UPDATE ${outbox} o SET claimed_by = ${relayId}, claimed_until = now() + ${lease} * interval '1 millisecond'
           FROM picked WHERE o.id = picked.id
         RETURNING ${claimColumns}`.pipe(
+        acrossTenants,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.claim")(e))),
         Effect.flatMap(internal.decodeRows("claim", ClaimRowSchema)),
         // RETURNING has no order; the relay wants global position order.
@@ -208,6 +216,7 @@ export const make = (
            WHERE id = ANY(${ids.map(String)}::bigint[]) AND status = 'pending' AND claimed_by = ${relayId}
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM marked`.pipe(
+        acrossTenants,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.markPublished")(e))),
         Effect.flatMap(internal.decodeRows("outbox.markPublished", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0)
@@ -225,6 +234,7 @@ export const make = (
                                      ELSE now() + ${delay} * interval '1 millisecond' END
         WHERE id = ${id.toString()}::bigint AND status = 'pending' AND claimed_by = ${relayId}
         RETURNING id`.pipe(
+        acrossTenants,
         Effect.map((rows) => rows.length > 0),
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.recordFailure")(e)))
       )
@@ -236,6 +246,7 @@ export const make = (
            WHERE id = ANY(${ids.map(String)}::bigint[]) AND status = 'pending' AND claimed_by = ${relayId}
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM renewed`.pipe(
+        acrossTenants,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.renew")(e))),
         Effect.flatMap(internal.decodeRows("outbox.renew", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0)
@@ -244,6 +255,7 @@ export const make = (
     const release = (relayId: string, ids: ReadonlyArray<bigint>) =>
       ids.length === 0 ? Effect.void : sql`UPDATE ${outbox} SET claimed_by = NULL, claimed_until = NULL
         WHERE id = ANY(${ids.map(String)}::bigint[]) AND status = 'pending' AND claimed_by = ${relayId}`.pipe(
+        acrossTenants,
         Effect.asVoid,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.release")(e)))
       )
@@ -256,6 +268,7 @@ export const make = (
              ${stream?.streamId !== undefined ? sql`AND stream_id = ${stream.streamId}` : sql``}
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM retried`.pipe(
+        acrossTenants,
         Effect.flatMap(internal.decodeRows("outbox.retryFailed", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0),
         Effect.tap((count) => count > 0 ? sql`SELECT pg_notify(${channel}, '1')` : Effect.void),
@@ -268,6 +281,7 @@ export const make = (
            WHERE status = 'published' AND published_at < now() - ${millis(retention)} * interval '1 millisecond'
           RETURNING 1
         ) SELECT count(*)::integer AS count FROM deleted`.pipe(
+        acrossTenants,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.cleanup")(e))),
         Effect.flatMap(internal.decodeRows("outbox.cleanup", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0),
@@ -278,6 +292,7 @@ export const make = (
         count(*) FILTER (WHERE status = 'failed')::integer AS failed,
         (extract(epoch FROM now() - min(created_at) FILTER (WHERE status = 'pending')) * 1000)::float8 AS oldest_ms
       FROM ${outbox} WHERE status <> 'published'`.pipe(
+      acrossTenants,
       Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.stats")(e))),
       Effect.flatMap(internal.decodeRows("outbox.stats", StatsSchema)),
       Effect.map(([row]): Outbox.Stats => ({
@@ -293,6 +308,7 @@ export const make = (
     const get = (eventId: string) =>
       UUID.test(eventId)
         ? sql`SELECT ${columns} FROM ${outbox} o WHERE o.event_id = ${eventId}::uuid`.pipe(
+          acrossTenants,
           Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.get")(e))),
           Effect.flatMap(internal.decodeRows("outbox.get", RowSchema)),
           Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toRow))

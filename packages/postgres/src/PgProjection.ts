@@ -20,6 +20,7 @@ import type * as Errors from "@eventfold/core/Errors"
 import type * as EventStore from "@eventfold/core/EventStore"
 import type * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Subscription from "@eventfold/core/Subscription"
+import type * as Tenant from "@eventfold/core/Tenant"
 import * as Effect from "effect/Effect"
 import * as internal from "./internal/sql.js"
 import * as PgTransaction from "./PgTransaction.js"
@@ -70,6 +71,6 @@ export const run = <E, R>(
   options: Options<E, R>
 ): Effect.Effect<
   never,
-  Subscription.SubscriptionStopped | Errors.InvalidInput | Errors.StoreError,
+  Subscription.SubscriptionStopped | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError,
   EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | SqlClient.SqlClient | R
 > => Effect.flatMap(make(options), (projection) => projection.run)

@@ -6,8 +6,10 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import * as Errors from "@eventfold/core/Errors"
+import type * as EventStore from "@eventfold/core/EventStore"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as SnapshotStore from "@eventfold/core/SnapshotStore"
+import * as Tenant from "@eventfold/core/Tenant"
 import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -53,19 +55,22 @@ export const make = (
     // Name transforms would rewrite keys inside the stored state; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const snapshots = sql(`${schema}.snapshots`)
+    const settings = yield* PgConfig.PgConfig
+    const mode = settings.tenancy
+    const scoped = internal.tenantScope(sql, schema, settings.rowLevelSecurity)
 
     yield* internal.requireTables(sql, schema, ["snapshots"])
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
 
-    const load = (stream: { readonly streamType: string; readonly streamId: string }) =>
+    const load = (stream: EventStore.StreamRef) =>
       Effect.gen(function*() {
         yield* EventValidation.validateStream(stream)
+        const tenantId = yield* Tenant.resolve(mode, "loadSnapshot", stream.tenantId)
         const rows = yield* sql`SELECT stream_type, stream_id, version, schema_version, state, created_at
           FROM ${snapshots}
-          WHERE stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`.pipe(
-          Effect.mapError(storeError("snapshot.load"))
-        )
+          WHERE tenant_id = ${tenantId} AND stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`
+          .pipe(scoped(tenantId), Effect.mapError(storeError("snapshot.load")))
         if (rows.length === 0) return Option.none()
         const row = decodeSnapshotRow(rows[0])
         if (Either.isLeft(row)) {
@@ -75,6 +80,7 @@ export const make = (
           })
         }
         return Option.some<SnapshotStore.Snapshot>({
+          tenantId,
           streamType: row.right.stream_type,
           streamId: row.right.stream_id,
           version: row.right.version,
@@ -90,11 +96,12 @@ export const make = (
 
     const save = (saveOptions: SnapshotStore.SaveOptions) =>
       Effect.gen(function*() {
-        const s = yield* SnapshotStore.prepareSave(saveOptions)
+        const s = yield* SnapshotStore.prepareSave(saveOptions, mode)
         // The WHERE makes the write monotonic: a slow writer holding an older state can never replace a newer one.
-        const upsert = sql`INSERT INTO ${snapshots} AS s (stream_type, stream_id, version, schema_version, state)
-          VALUES (${s.streamType}, ${s.streamId}, ${s.version}, ${s.schemaVersion}, ${s.stateJson}::jsonb)
-          ON CONFLICT (stream_type, stream_id) DO UPDATE
+        const upsert = sql`INSERT INTO ${snapshots} AS s
+            (tenant_id, stream_type, stream_id, version, schema_version, state)
+          VALUES (${s.tenantId}, ${s.streamType}, ${s.streamId}, ${s.version}, ${s.schemaVersion}, ${s.stateJson}::jsonb)
+          ON CONFLICT (tenant_id, stream_type, stream_id) DO UPDATE
             SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, state = EXCLUDED.state,
                 created_at = now()
             WHERE s.version < EXCLUDED.version
@@ -103,6 +110,7 @@ export const make = (
         // Inside a caller's transaction a failed write must not abort it: give the write its own savepoint.
         const inTransaction = Option.isSome(yield* Effect.serviceOption(SqlClient.TransactionConnection))
         const rows = yield* (inTransaction ? sql.withTransaction(upsert) : upsert).pipe(
+          scoped(s.tenantId),
           Effect.mapError(storeError("snapshot.save"))
         )
         return rows.length > 0
@@ -116,11 +124,13 @@ export const make = (
         })
       )
 
-    const del = (stream: { readonly streamType: string; readonly streamId: string }) =>
+    const del = (stream: EventStore.StreamRef) =>
       Effect.zipRight(
         EventValidation.validateStream(stream),
-        sql`DELETE FROM ${snapshots} WHERE stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`
-          .pipe(Effect.asVoid, Effect.mapError(storeError("snapshot.delete")))
+        Effect.flatMap(Tenant.resolve(mode, "deleteSnapshot", stream.tenantId), (tenantId) =>
+          sql`DELETE FROM ${snapshots}
+            WHERE tenant_id = ${tenantId} AND stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`
+            .pipe(scoped(tenantId), Effect.asVoid, Effect.mapError(storeError("snapshot.delete"))))
       ).pipe(Effect.withSpan("PgSnapshotStore.delete"))
 
     const inTransaction = Effect.map(Effect.serviceOption(SqlClient.TransactionConnection), Option.isSome)

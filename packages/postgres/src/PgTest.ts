@@ -87,6 +87,8 @@ export interface DatabaseOptions {
    * `Admin` and grants with `PgRoles.grantApplicationRole`, as a DBA would.
    */
   readonly migrate?: boolean | undefined
+  /** Also enable row-level security by tenant (migrations/row_level_security.sql) as the admin; defaults to false. */
+  readonly rowLevelSecurity?: boolean | undefined
 }
 
 const withAdmin = <A, E>(url: string, effect: Effect.Effect<A, E, PgClient.PgClient | SqlClient.SqlClient>) =>
@@ -153,6 +155,7 @@ export const freshDatabase = (
           return
         }
         yield* PgMigrations.run({ schema })
+        if (options?.rowLevelSecurity === true) yield* PgMigrations.enableRowLevelSecurity({ schema })
         yield* PgRoles.grantApplicationRole({ schema, role })
       })
     )
@@ -253,4 +256,9 @@ export const eventfold = (
 export const layerEventfold = (
   switches?: Switches
 ): Layer.Layer<PgEventfold.Services, Errors.StoreError | Errors.InvalidInput> =>
-  Layer.unwrapScoped(Effect.map(freshDatabase(), (database) => eventfold(database, switches)))
+  Layer.unwrapScoped(
+    Effect.map(
+      freshDatabase({ schema: switches?.schema, rowLevelSecurity: switches?.rowLevelSecurity }),
+      (database) => eventfold(database, switches)
+    )
+  )

@@ -85,13 +85,18 @@ const usableSnapshot = <State>(
   snapshots.store.load({ streamType: aggregate.name, streamId: id }).pipe(
     Effect.matchCauseEffect({
       onFailure: (cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.as(
-          Effect.zipRight(
-            Effect.logWarning("eventfold: cannot read the snapshot; replaying events", cause),
-            countMiss(aggregate, "read-error")
+        Cause.isInterruptedOnly(cause)
+          ? Effect.interrupt
+          // No tenant: not a snapshot problem; the read that follows fails with the same TenantRequired.
+          : Cause.failureOption(cause).pipe(Option.exists((e) => e._tag === "TenantRequired"))
+          ? Effect.succeedNone
+          : Effect.as(
+            Effect.zipRight(
+              Effect.logWarning("eventfold: cannot read the snapshot; replaying events", cause),
+              countMiss(aggregate, "read-error")
+            ),
+            Option.none()
           ),
-          Option.none()
-        ),
       onSuccess: Option.match({
         onNone: () => Effect.succeedNone,
         onSome: (snapshot) => {

@@ -1,9 +1,10 @@
 /** @internal Helpers shared by the PostgreSQL Layers: schema names, error mapping, row decoding. */
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
 import * as Errors from "@eventfold/core/Errors"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 
@@ -176,4 +177,21 @@ export const decodeRows = <A, I>(operation: string, schema: Schema.Schema<A, I>)
     Either.mapLeft(decode(row), (e) => `unexpected row shape: ${ParseResult.TreeFormatter.formatErrorSync(e)}`)
   return (rows: ReadonlyArray<unknown>): Effect.Effect<Array<A>, Errors.StoreError> =>
     decodeEach(operation, rows, check)
+}
+
+/**
+ * @internal Runs statements in a tenant scope under row-level security: `enter_tenant` sets the transaction's
+ * `eventfold.tenant` (a tenant, or "*" for every tenant) first, in a transaction of its own when the caller has none.
+ * Without row-level security the statements run as they are: they filter by tenant themselves. eventfold's functions
+ * (append_events, read_stream) enter their tenant themselves and need no scope.
+ */
+export const tenantScope = (sql: SqlClient.SqlClient, schema: string, rowLevelSecurity: boolean) => {
+  const enter = sql(`${schema}.enter_tenant`)
+  return (scope: string) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E | SqlError.SqlError, R> =>
+    rowLevelSecurity
+      ? Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
+        const entered = Effect.zipRight(sql`SELECT ${enter}(${scope})`, effect)
+        return Option.isSome(transaction) ? entered : sql.withTransaction(entered)
+      })
+      : effect
 }
