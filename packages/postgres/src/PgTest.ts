@@ -155,7 +155,9 @@ export const freshDatabase = (
           return
         }
         yield* PgMigrations.run({ schema })
-        if (options?.rowLevelSecurity === true) yield* PgMigrations.enableRowLevelSecurity({ schema })
+        if (options?.rowLevelSecurity === true) {
+          yield* PgMigrations.enableRowLevelSecurity({ schema })
+        }
         yield* PgRoles.grantApplicationRole({ schema, role })
       })
     )
