@@ -20,7 +20,8 @@ export const examples: ReadonlyArray<string> = [
   "projection",
   "configuration",
   "idempotency",
-  "transactions"
+  "transactions",
+  "tenancy"
 ]
 
 /** Some examples exited non-zero. */
