@@ -130,8 +130,10 @@ export const requireTables = (
       FROM unnest(${names}::text[]) AS n`
     const missing = rows.filter((r) => !r.found).map((r) => r.name)
     if (missing.length === 0) return
-    const elsewhere = (yield* sql<{ schema: string }>`SELECT DISTINCT table_schema AS schema
-      FROM information_schema.tables WHERE table_name = 'eventfold_migrations' ORDER BY 1`).map((r) => r.schema)
+    // At most three names: with a schema per tenant there may be thousands, and they name other tenants.
+    const migrated = (yield* sql<{ schema: string }>`SELECT DISTINCT table_schema AS schema
+      FROM information_schema.tables WHERE table_name = 'eventfold_migrations' ORDER BY 1 LIMIT 4`).map((r) => r.schema)
+    const elsewhere = migrated.length > 3 ? [...migrated.slice(0, 3), "..."] : migrated
     return yield* new Errors.StoreError({
       operation: "connect",
       reason:
