@@ -12,6 +12,9 @@
 -- read_stream reads one stream in one round trip. Both scope their transaction to the tenant (enter_tenant): a
 -- transaction works in one tenant, unless it set eventfold.tenant to '*' (cross-tenant admin work) first. That scope
 -- is what the opt-in row-level security of row_level_security.sql filters on.
+-- tenant_blocks lists the tenants whose writes this store refuses (append_events returns status 'blocked'): a tenant
+-- moved to another store, or one being moved into this one. tenant_moves is the progress of moves into this store
+-- (PgTenantMove).
 -- Apply with psql:  psql "$DATABASE_URL" -v schema=eventfold -f migrations/0007_tenancy.sql
 -- The library applies the same text through PgMigrations, substituting :"schema" (psql's quoted-identifier form).
 \if :{?schema}
@@ -121,6 +124,33 @@ BEGIN
 END;
 $$;
 
+-- Tenants whose writes this store refuses: append_events returns status 'blocked' for them. 'moved': the tenant now
+-- lives in another store (detail names it); 'moving': a move into this store has not completed yet. Admin data:
+-- no row-level security, so an application role sees its tenant's row whatever its scope.
+CREATE TABLE IF NOT EXISTS tenant_blocks (
+  tenant_id  text PRIMARY KEY,
+  reason     text NOT NULL,
+  blocked_at timestamptz NOT NULL DEFAULT now(),
+  detail     jsonb
+);
+
+-- Moves of a tenant into this store (PgTenantMove), one row per tenant, written in the transaction of each copied
+-- batch: after_* is the source feed position copied up to, so a rerun resumes exactly after the last committed batch.
+-- status: 'copying' (online copy), 'cut-over' (the source refuses the tenant's writes; the rest is being copied),
+-- 'verifying' (counts and checksum being compared; a mismatch leaves it here), 'done'.
+CREATE TABLE IF NOT EXISTS tenant_moves (
+  tenant_id             text PRIMARY KEY,
+  source                text NOT NULL,
+  after_transaction_id  xid8,
+  after_global_position bigint,
+  status                text NOT NULL CHECK (status IN ('copying', 'cut-over', 'verifying', 'done')),
+  events_copied         bigint NOT NULL DEFAULT 0,
+  streams               bigint,
+  started_at            timestamptz NOT NULL DEFAULT now(),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  checksum              text
+);
+
 -- Scopes the current transaction to a tenant: the first call sets eventfold.tenant for the rest of the transaction
 -- (transaction-local); a later call for another tenant is refused (SQLSTATE 42501), unless the scope is '*'. Callers
 -- pass '*' for cross-tenant admin work; a tenant's scope cannot be widened to '*'. A session-wide setting (SET, or
@@ -154,9 +184,10 @@ DROP FUNCTION IF EXISTS append_events(text, text, text, integer, boolean, uuid[]
 --   p_tenant_id:     the stream's tenant; the transaction is scoped to it (enter_tenant). Not '' and not '*'.
 --   p_expected_kind: 'any' | 'no_stream' | 'stream_exists' | 'exact'
 --   p_check_ids:     the caller supplied event ids, so a retried append must be recognised (idempotency)
--- Returns status 'ok' | 'idempotent' | 'conflict' | 'duplicate' | 'stale'. 'stale': the expected version holds, but
--- the stream's last append came from a transaction newer than this one (see 0005); nothing was written, and only a
--- new transaction can succeed.
+-- Returns status 'ok' | 'idempotent' | 'conflict' | 'duplicate' | 'stale' | 'blocked'. 'stale': the expected version
+-- holds, but the stream's last append came from a transaction newer than this one (see 0005); nothing was written,
+-- and only a new transaction can succeed. 'blocked': the tenant is in tenant_blocks (moved away, or being moved in);
+-- nothing was written.
 CREATE OR REPLACE FUNCTION append_events(
   p_tenant_id        text,
   p_stream_type      text,
@@ -200,6 +231,16 @@ BEGIN
   PERFORM enter_tenant(p_tenant_id);
   IF v_count IS NULL OR v_count = 0 THEN
     RAISE EXCEPTION 'append_events: no events' USING ERRCODE = '22023';
+  END IF;
+
+  -- The tenant's cut-over lock, shared by its appends: a move's cut-over takes it exclusively, so it waits for the
+  -- appends in flight and holds new ones back until its block is committed; then the check below sees the block (a
+  -- statement of a read-committed transaction takes a new snapshot; the move waits out older snapshots). Like the
+  -- stream lock below, it is taken before this transaction has an id where it has none yet.
+  PERFORM pg_advisory_xact_lock_shared(hashtextextended('tenant/' || p_tenant_id, 7131));
+  IF EXISTS (SELECT 1 FROM tenant_blocks b WHERE b.tenant_id = p_tenant_id) THEN
+    RETURN QUERY SELECT 'blocked'::text, NULL::integer, NULL::xid8, NULL::bigint, NULL::uuid;
+    RETURN;
   END IF;
 
   -- Serialise appends to this stream, taken before this transaction has an id of its own where it has none yet: the

@@ -36,3 +36,7 @@ GRANT INSERT ON :"schema".dead_letters TO :"role";
 -- append_events they run with the caller's privileges, so the table grants above are what they need.
 GRANT EXECUTE ON FUNCTION :"schema".read_stream TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".enter_tenant TO :"role";
+-- append_events reads tenant_blocks to refuse a blocked tenant's writes (0007; also covered by the SELECT on every
+-- table above, named here because appends fail without it). The role never writes it, nor tenant_moves: moving a
+-- tenant (PgTenantMove) is the owner's work.
+GRANT SELECT ON :"schema".tenant_blocks TO :"role";

@@ -17,6 +17,8 @@
 -- security is ENABLEd, not FORCEd, so migrations, the DBA's own work and the owner's scripts see everything.
 -- An append that reuses an event id of another tenant cannot see that tenant's row: it fails with unique_violation
 -- (the client reports DuplicateEvent) instead of returning the status 'duplicate'.
+-- tenant_blocks and tenant_moves get no policy: they are the owner's admin data (moves), and append_events must see
+-- its tenant's block whatever the transaction's scope.
 \if :{?schema}
 \else
 \set schema eventfold

@@ -101,6 +101,32 @@ export class DuplicateEvent extends Schema.TaggedError<DuplicateEvent>()("Duplic
 }
 
 /**
+ * The store refuses this tenant's writes: the tenant was moved to another store (`reason` "moved"), or a move into
+ * this store has not completed yet ("moving"). Nothing was written, and retrying against this store cannot succeed
+ * until the block is lifted: route the tenant to the store it lives in.
+ *
+ * @since 0.3.0
+ * @category errors
+ */
+export class TenantUnavailable extends Schema.TaggedError<TenantUnavailable>()("TenantUnavailable", {
+  tenantId: Schema.String,
+  /** Why the tenant is blocked: "moved", "moving", or the reason an operator gave. */
+  reason: Schema.String
+}) {
+  override get message(): string {
+    const tenant = JSON.stringify(this.tenantId)
+    switch (this.reason) {
+      case "moved":
+        return `Tenant ${tenant}'s writes are blocked here: it was moved to another store`
+      case "moving":
+        return `Tenant ${tenant}'s writes are blocked here: a move into this store is not complete yet`
+      default:
+        return `Tenant ${tenant}'s writes are blocked here: ${this.reason}`
+    }
+  }
+}
+
+/**
  * A stored event could not be decoded with the aggregate's Schema: a malformed payload or an unknown type.
  *
  * @since 0.1.0

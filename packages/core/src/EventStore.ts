@@ -102,6 +102,7 @@ export type AppendError =
   | Errors.DuplicateEvent
   | Errors.InvalidInput
   | Tenant.TenantRequired
+  | Errors.TenantUnavailable
   | Errors.StoreError
 
 /**

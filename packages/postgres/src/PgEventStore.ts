@@ -50,7 +50,7 @@ export interface Options {
 }
 
 const AppendRow = Schema.Struct({
-  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate", "stale"),
+  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate", "stale", "blocked"),
   stream_version: Schema.NullOr(Schema.Number),
   transaction_id: Schema.NullOr(Schema.BigInt),
   global_position: Schema.NullOr(Schema.BigInt),
@@ -179,6 +179,7 @@ export const make = (
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
     const appendFn = sql(`${schema}.append_events`)
+    const tenantBlocks = sql(`${schema}.tenant_blocks`)
     const readStreamFn = sql(`${schema}.read_stream`)
 
     // An outbox configured on must exist: appends would fail on the first write otherwise.
@@ -191,6 +192,15 @@ export const make = (
         WHERE tenant_id = ${tenantId} AND stream_type = ${streamType} AND stream_id = ${streamId}`.pipe(
         Effect.map((rows) => rows[0]?.version ?? 0),
         scoped(tenantId)
+      )
+
+    // Only on the failure path: append_events says 'blocked', the block's row says why.
+    const blocked = (tenantId: string) =>
+      sql<{ readonly reason: string }>`SELECT reason FROM ${tenantBlocks} WHERE tenant_id = ${tenantId}`.pipe(
+        Effect.mapError(storeError("append")),
+        Effect.flatMap((rows) =>
+          Effect.fail(new Errors.TenantUnavailable({ tenantId, reason: rows[0]?.reason ?? "blocked" }))
+        )
       )
 
     const mapAppendFailure =
@@ -287,6 +297,8 @@ export const make = (
                     return Effect.fail(
                       new Errors.DuplicateEvent({ ...ref, eventId: row.duplicate_event_id ?? req.events[0]!.eventId })
                     )
+                  case "blocked":
+                    return blocked(req.tenantId)
                   default:
                     if (notify && !carriesHint && row.status === "ok") unannounced.unsafeOffer(now)
                     return Effect.succeed({

@@ -32,3 +32,7 @@ export * as PgTransaction from "./PgTransaction.js"
 export * as PgConfig from "./PgConfig.js"
 /** @since 0.2.0 */
 export * as PgEventfold from "./PgEventfold.js"
+/** @since 0.3.0 */
+export * as PgSchemaPerTenant from "./PgSchemaPerTenant.js"
+/** @since 0.3.0 */
+export * as PgTenantMove from "./PgTenantMove.js"

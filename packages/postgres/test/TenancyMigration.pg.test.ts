@@ -264,7 +264,10 @@ describe("migration 0007 (tenancy)", () => {
           ["events", "NO", null],
           ["outbox", "NO", null],
           ["snapshots", "NO", null],
-          ["streams", "NO", null]
+          ["streams", "NO", null],
+          // Admin tables of tenant moves (PgTenantMove), keyed by the tenant.
+          ["tenant_blocks", "NO", null],
+          ["tenant_moves", "NO", null]
         ])
         const constraints = yield* admin<{ conname: string; def: string }>`
         SELECT conname, pg_get_constraintdef(c.oid) AS def FROM pg_constraint c
