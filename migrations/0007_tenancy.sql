@@ -423,3 +423,79 @@ BEGIN
   END IF;
 END;
 $$;
+
+-- One page of the feed for a scope (a tenant, or '*' for every tenant) in one round trip: enters the scope (for
+-- row-level security) and reads as the plain query of PgEventStore.readAll does, below the feed horizon. Filters are
+-- NULL for none. Dynamic SQL, so each combination of filters is planned for what it is. The stores call it when
+-- row-level security is on; without, they send the same query directly.
+CREATE OR REPLACE FUNCTION read_all(
+  p_scope          text,
+  p_after_xid      xid8,
+  p_after_position bigint,
+  p_limit          integer,
+  p_event_types    text[],
+  p_stream_types   text[]
+) RETURNS TABLE (
+  global_position bigint,
+  transaction_id  xid8,
+  event_id        uuid,
+  tenant_id       text,
+  stream_type     text,
+  stream_id       text,
+  version         integer,
+  event_type      text,
+  schema_version  integer,
+  payload         jsonb,
+  metadata        jsonb,
+  recorded_at     timestamptz
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+BEGIN
+  IF p_scope IS NULL OR p_scope = '' THEN
+    RAISE EXCEPTION 'read_all: invalid scope %', coalesce('"' || p_scope || '"', 'NULL') USING ERRCODE = '22023';
+  END IF;
+  PERFORM enter_tenant(p_scope);
+  RETURN QUERY EXECUTE format(
+    'SELECT e.global_position, e.transaction_id, e.event_id, e.tenant_id, e.stream_type, e.stream_id, e.version, '
+    'e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at FROM events e '
+    'WHERE (e.transaction_id, e.global_position) > ($1, $2) '
+    'AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())%s%s%s '
+    'ORDER BY e.transaction_id, e.global_position LIMIT $3',
+    CASE WHEN p_scope = '*' THEN '' ELSE ' AND e.tenant_id = $4' END,
+    CASE WHEN p_event_types IS NULL THEN '' ELSE ' AND e.event_type = ANY($5)' END,
+    CASE WHEN p_stream_types IS NULL THEN '' ELSE ' AND e.stream_type = ANY($6)' END)
+  USING p_after_xid, p_after_position, p_limit, p_scope, p_event_types, p_stream_types;
+END;
+$$;
+
+-- A stream's snapshot in one round trip, entering its tenant (for row-level security).
+CREATE OR REPLACE FUNCTION load_snapshot(
+  p_tenant_id   text,
+  p_stream_type text,
+  p_stream_id   text
+) RETURNS TABLE (
+  stream_type    text,
+  stream_id      text,
+  version        integer,
+  schema_version integer,
+  state          jsonb,
+  created_at     timestamptz
+)
+LANGUAGE plpgsql
+SET search_path FROM CURRENT
+AS $$
+#variable_conflict use_column
+BEGIN
+  IF p_tenant_id IS NULL OR p_tenant_id = '' OR p_tenant_id = '*' THEN
+    RAISE EXCEPTION 'load_snapshot: invalid tenant id %', coalesce('"' || p_tenant_id || '"', 'NULL')
+      USING ERRCODE = '22023';
+  END IF;
+  PERFORM enter_tenant(p_tenant_id);
+  RETURN QUERY
+    SELECT s.stream_type, s.stream_id, s.version, s.schema_version, s.state, s.created_at
+      FROM snapshots s
+     WHERE s.tenant_id = p_tenant_id AND s.stream_type = p_stream_type AND s.stream_id = p_stream_id;
+END;
+$$;

@@ -32,9 +32,11 @@ GRANT INSERT, UPDATE, DELETE ON :"schema".snapshots TO :"role";
 GRANT INSERT, UPDATE, DELETE ON :"schema".outbox TO :"role";
 GRANT INSERT, UPDATE ON :"schema".checkpoints TO :"role";
 GRANT INSERT ON :"schema".dead_letters TO :"role";
--- Stream reads in one round trip, and enter_tenant, which scopes a transaction to a tenant (0007); like
+-- Stream, feed and snapshot reads in one round trip, and enter_tenant, which scopes a transaction to a tenant (0007); like
 -- append_events they run with the caller's privileges, so the table grants above are what they need.
 GRANT EXECUTE ON FUNCTION :"schema".read_stream TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".read_all TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".load_snapshot TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".enter_tenant TO :"role";
 -- append_events reads tenant_blocks to refuse a blocked tenant's writes (0007; also covered by the SELECT on every
 -- table above, named here because appends fail without it). The role never writes it, nor tenant_moves: moving a

@@ -181,6 +181,7 @@ export const make = (
     const appendFn = sql(`${schema}.append_events`)
     const tenantBlocks = sql(`${schema}.tenant_blocks`)
     const readStreamFn = sql(`${schema}.read_stream`)
+    const readAllFn = sql(`${schema}.read_all`)
 
     // An outbox configured on must exist: appends would fail on the first write otherwise.
     yield* internal.requireTables(sql, schema, outbox ? ["streams", "events", "outbox"] : ["streams", "events"])
@@ -364,12 +365,18 @@ export const make = (
         ]
         // Only rows of transactions older than every running one: a row that commits later can never appear
         // behind a checkpoint already handed out.
-        const rows = yield* sql`SELECT ${columns} FROM ${events}
+        // Under row-level security, read_all enters the scope and reads in one round trip (the plain query would
+        // need BEGIN, enter_tenant and COMMIT around it).
+        const rows = yield* (settings.rowLevelSecurity
+          ? sql`SELECT * FROM ${readAllFn}(${scope}, ${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint, ${
+            Math.min(limit, 2_147_483_647)
+          }, ${readOptions.eventTypes ?? null}::text[], ${readOptions.streamTypes ?? null}::text[])`
+          : sql`SELECT ${columns} FROM ${events}
           WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
             ${filters[0]} ${filters[1]} ${filters[2]}
           ORDER BY transaction_id, global_position
-          LIMIT ${limit}`.pipe(scoped(scope), Effect.mapError(storeError("readAll")))
+          LIMIT ${limit}`).pipe(Effect.mapError(storeError("readAll")))
         return yield* decodeEventRows("readAll", rows)
       }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))
 

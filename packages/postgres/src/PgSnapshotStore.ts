@@ -55,6 +55,7 @@ export const make = (
     // Name transforms would rewrite keys inside the stored state; the store never uses them.
     const sql = (yield* SqlClient.SqlClient).withoutTransforms()
     const snapshots = sql(`${schema}.snapshots`)
+    const loadFn = sql(`${schema}.load_snapshot`)
     const settings = yield* PgConfig.PgConfig
     const mode = settings.tenancy
     const scoped = internal.tenantScope(sql, schema, settings.rowLevelSecurity)
@@ -67,10 +68,13 @@ export const make = (
       Effect.gen(function*() {
         yield* EventValidation.validateStream(stream)
         const tenantId = yield* Tenant.resolve(mode, "loadSnapshot", stream.tenantId)
-        const rows = yield* sql`SELECT stream_type, stream_id, version, schema_version, state, created_at
+        // Under row-level security, load_snapshot enters the tenant and reads in one round trip.
+        const rows = yield* (settings.rowLevelSecurity
+          ? sql`SELECT * FROM ${loadFn}(${tenantId}, ${stream.streamType}, ${stream.streamId})`
+          : sql`SELECT stream_type, stream_id, version, schema_version, state, created_at
           FROM ${snapshots}
-          WHERE tenant_id = ${tenantId} AND stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`
-          .pipe(scoped(tenantId), Effect.mapError(storeError("snapshot.load")))
+          WHERE tenant_id = ${tenantId} AND stream_type = ${stream.streamType} AND stream_id = ${stream.streamId}`)
+          .pipe(Effect.mapError(storeError("snapshot.load")))
         if (rows.length === 0) return Option.none()
         const row = decodeSnapshotRow(rows[0])
         if (Either.isLeft(row)) {
