@@ -92,11 +92,14 @@ BEGIN
 END;
 $$;
 
--- outbox: each row carries its event's tenant. outbox_unpublished_idx stays (stream_type, stream_id,
--- global_position): the relay's claim finds each stream's head by a skip scan in exactly that order. A stream id
--- used by two tenants is then one queue for the relay, which keeps each tenant's stream in order all the same.
+-- outbox: each row carries its event's tenant, and the relay queues per (tenant, stream): the claim finds each
+-- stream's head by a skip scan in the order of the unpublished-rows index, now led by the tenant, so a failed row
+-- of one tenant's stream never holds back the same stream id of another tenant.
 ALTER TABLE outbox ADD COLUMN IF NOT EXISTS tenant_id text NOT NULL DEFAULT 'default';
 ALTER TABLE outbox ALTER COLUMN tenant_id DROP DEFAULT;
+DROP INDEX IF EXISTS outbox_unpublished_idx;
+CREATE INDEX IF NOT EXISTS outbox_unpublished_tenant_idx ON outbox (tenant_id, stream_type, stream_id, global_position)
+  WHERE status <> 'published';
 
 -- checkpoints and dead letters: a subscription runs for one tenant, or for every tenant ('*', the default).
 ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS tenant_id text NOT NULL DEFAULT '*';
@@ -499,3 +502,20 @@ BEGIN
      WHERE s.tenant_id = p_tenant_id AND s.stream_type = p_stream_type AND s.stream_id = p_stream_id;
 END;
 $$;
+
+-- The feed's head: the position of the last event the feed can deliver now, over every tenant. Subscriptions of one
+-- tenant need it too (to move past the events their filter drops), so under row-level security it runs with its
+-- owner's rights (SECURITY DEFINER), which see every row; it returns a position only, never an event. The
+-- search_path is fixed, with pg_catalog first, as a definer function's must be.
+CREATE OR REPLACE FUNCTION feed_head() RETURNS TABLE (transaction_id xid8, global_position bigint)
+LANGUAGE sql
+STABLE
+SECURITY DEFINER
+AS $$
+  SELECT e.transaction_id, e.global_position FROM events e
+   WHERE e.transaction_id < pg_catalog.pg_snapshot_xmin(pg_catalog.pg_current_snapshot())
+   ORDER BY e.transaction_id DESC, e.global_position DESC
+   LIMIT 1
+$$;
+ALTER FUNCTION feed_head() SET search_path = pg_catalog, :"schema";
+REVOKE ALL ON FUNCTION feed_head() FROM PUBLIC;

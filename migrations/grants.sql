@@ -38,6 +38,9 @@ GRANT EXECUTE ON FUNCTION :"schema".read_stream TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".read_all TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".load_snapshot TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".enter_tenant TO :"role";
+-- The feed head over every tenant (a position, never an event), which tenant-scoped subscriptions need under
+-- row-level security; it runs with the owner's rights, so it is granted by name.
+GRANT EXECUTE ON FUNCTION :"schema".feed_head() TO :"role";
 -- append_events reads tenant_blocks to refuse a blocked tenant's writes (0007; also covered by the SELECT on every
 -- table above, named here because appends fail without it). The role never writes it, nor tenant_moves: moving a
 -- tenant (PgTenantMove) is the owner's work.

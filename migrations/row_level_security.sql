@@ -1,6 +1,6 @@
--- eventfold: row-level security by tenant. NOT a migration and not applied by PgMigrations: an opt-in file, applied
--- only when row-level security is turned on, after the migrations (0007_tenancy.sql at least) and again after each
--- upgrade; every statement is safe to repeat. Turning it off again is by hand (ALTER TABLE ... DISABLE ROW LEVEL
+-- eventfold: row-level security by tenant. NOT a numbered migration: an opt-in file, applied only when row-level
+-- security is turned on (PgMigrations.run then applies it, through enableRowLevelSecurity), after the migrations
+-- (0007_tenancy.sql at least) and again after each upgrade; every statement is safe to repeat. Turning it off again is by hand (ALTER TABLE ... DISABLE ROW LEVEL
 -- SECURITY on each table below).
 -- Apply with psql:  psql "$DATABASE_URL" -1 -v schema=eventfold -f migrations/row_level_security.sql
 -- (-1: one transaction. Between a policy's DROP and CREATE the table has row-level security and no policy, which
@@ -78,3 +78,12 @@ CREATE POLICY tenant_isolation ON dead_letters
          ELSE tenant_id = (SELECT current_setting('eventfold.tenant', true)) END)
   WITH CHECK (tenant_id = current_setting('eventfold.tenant', true)
               OR current_setting('eventfold.tenant', true) = '*');
+
+-- The policies' version: PgMigrations.enableRowLevelSecurity applies this file again when a table's policy carries
+-- another (an older policy text).
+COMMENT ON POLICY tenant_isolation ON events IS 'eventfold row-level security 2';
+COMMENT ON POLICY tenant_isolation ON streams IS 'eventfold row-level security 2';
+COMMENT ON POLICY tenant_isolation ON snapshots IS 'eventfold row-level security 2';
+COMMENT ON POLICY tenant_isolation ON outbox IS 'eventfold row-level security 2';
+COMMENT ON POLICY tenant_isolation ON checkpoints IS 'eventfold row-level security 2';
+COMMENT ON POLICY tenant_isolation ON dead_letters IS 'eventfold row-level security 2';

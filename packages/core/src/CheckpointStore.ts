@@ -156,10 +156,10 @@ export const makeMemory: Effect.Effect<CheckpointStore["Type"]> = Effect.map(
     const now = Effect.map(Clock.currentTimeMillis, (ms) => new Date(ms))
     // Checkpoints and dead letters are kept per tenant scope: the ambient tenant, or every tenant ("*") without one.
     const scoped = <A, E>(f: (key: (subscriptionId: string) => string) => Effect.Effect<A, E>) =>
-      Effect.flatMap(Tenant.CurrentTenant, (tenant) => {
-        const scope = Option.getOrElse(tenant, () => Tenant.allScope)
-        return f((subscriptionId) => `${scope.length}:${scope}/${subscriptionId}`)
-      })
+      Effect.flatMap(
+        Tenant.ambientScope("checkpoint"),
+        (scope) => f((subscriptionId) => `${scope.length}:${scope}/${subscriptionId}`)
+      )
     const put = (state: MemoryState, key: string, checkpoint: Checkpoint): MemoryState => ({
       ...state,
       checkpoints: new Map(state.checkpoints).set(key, checkpoint)

@@ -28,7 +28,7 @@ import * as loader from "./internal/load.js"
 import type * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
-import type * as Tenant from "./Tenant.js"
+import * as Tenant from "./Tenant.js"
 
 /**
  * @since 0.1.0
@@ -280,7 +280,7 @@ export const make = <
             type: e.type,
             payload: e.payload,
             metadata,
-            ...(key ? { eventId: idempotency.eventId(streamType, id, key.key, i) } : {})
+            ...(key ? { eventId: idempotency.eventId(key.tenantId, streamType, id, key.key, i) } : {})
           }))
         })
         let state = loaded.state
@@ -304,7 +304,7 @@ export const make = <
       key: Keyed
     ): Effect.Effect<Option.Option<HandleResult<State, Event>>, HandleError<DomainError>> =>
       Effect.gen(function*() {
-        const found = yield* idempotency.findKeyed(store, { streamType, streamId: id }, key.key)
+        const found = yield* idempotency.findKeyed(store, { tenantId: key.tenantId, streamType, streamId: id }, key.key)
         if (Option.isNone(found) || found.value.length === 0) return Option.none<HandleResult<State, Event>>()
         const recorded = found.value
         if (recorded[0]!.metadata.headers?.[idempotency.commandHeader] !== key.fingerprint) {
@@ -358,7 +358,7 @@ export const make = <
         const idempotencyKey = handleOptions?.idempotencyKey
         const key = idempotencyKey === undefined
           ? undefined
-          : { key: idempotencyKey, fingerprint: idempotency.fingerprint(command) }
+          : { key: idempotencyKey, fingerprint: idempotency.fingerprint(command), tenantId: Tenant.defaultId }
         // The generated id is merged last: a caller's `correlationId: undefined` must not erase it.
         const metadata = EventMetadata.merge(handleOptions?.metadata ?? EventMetadata.empty, {
           correlationId: handleOptions?.metadata?.correlationId ?? crypto.randomUUID(),
@@ -369,7 +369,10 @@ export const make = <
         const once = key
           ? Effect.zipRight(
             EventValidation.validateName("idempotencyKey", key.key),
-            keyedAttempt(id, command, handleOptions, metadata, key)
+            Effect.flatMap(
+              Tenant.resolve(store.tenancy, "handle"),
+              (tenantId) => keyedAttempt(id, command, handleOptions, metadata, { ...key, tenantId })
+            )
           )
           : Effect.map(attempt(id, command, handleOptions, metadata, undefined), ({ handled }) => handled)
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
@@ -404,6 +407,8 @@ export const make = <
 interface Keyed {
   readonly key: string
   readonly fingerprint: string
+  /** The tenant the command runs in: part of its events' derived ids. */
+  readonly tenantId: string
 }
 
 /** A version conflict is retried here, on fresh state; one that only a new transaction can fix goes to the caller. */

@@ -136,7 +136,10 @@ export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventS
   readonly streamVersion: (
     stream: StreamRef
   ) => Effect.Effect<number, Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError>
-  /** Whether an event with this id is stored, in any tenant (event ids are unique across tenants). */
+  /**
+   * Whether an event with this id is stored in the ambient tenant, or in any tenant when none is set (event ids are
+   * unique across tenants).
+   */
   readonly eventExists: (eventId: string) => Effect.Effect<boolean, Errors.StoreError>
 }>() {}
 

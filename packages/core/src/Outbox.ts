@@ -115,7 +115,10 @@ export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
   ) => Effect.Effect<number, Errors.StoreError>
   /** Gives held rows back without counting an attempt (their earlier row failed, so they must wait). */
   readonly release: (relayId: string, ids: ReadonlyArray<bigint>) => Effect.Effect<void, Errors.StoreError>
-  /** Puts failed rows back to pending with a fresh retry count, optionally for one stream only; returns the count. */
+  /**
+   * Puts failed rows back to pending with a fresh retry count, optionally for one stream only, in the ambient tenant
+   * (every tenant's without one); returns the count.
+   */
   readonly retryFailed: (
     stream?: { readonly streamType: string; readonly streamId?: string | undefined }
   ) => Effect.Effect<number, Errors.StoreError>
@@ -123,7 +126,7 @@ export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
   readonly cleanup: (retention: Duration.DurationInput) => Effect.Effect<number, Errors.StoreError>
   /** The current backlog. */
   readonly stats: Effect.Effect<Stats, Errors.StoreError>
-  /** The row of an event, if the outbox holds one. */
+  /** The row of an event, if the outbox holds one in the ambient tenant (in any tenant without one). */
   readonly get: (eventId: string) => Effect.Effect<Option.Option<Row>, Errors.StoreError>
   /** Wake-up hints that new rows may be pending. Only a hint: it may end or lag, so relays poll as well. */
   readonly wakeups: Stream.Stream<void>

@@ -330,20 +330,21 @@ export const make = <E, R>(
         options.startFrom ?? StartFrom.Beginning()
       )
     ).pipe(
-      // Scoped first, so the run's own Scope wins over any Scope captured with the context.
+      // Scoped first, so the run's own Scope wins over any Scope captured with the context; the tenant scope next,
+      // so it wins over a tenant captured with the context (an allTenants subscription built inside Tenant.with).
       Effect.scoped,
+      inScope,
       Effect.provide(context),
       Effect.onExit(() =>
         Effect.zipRight(inScope(checkpoints.release(id, owner)).pipe(Effect.ignore), progress.stopped)
       ),
-      inScope,
       running.withPermits(1),
       Effect.withSpan("Subscription.run", { attributes: { subscription: id, owner } })
     )
 
     const reset: Subscription<E>["reset"] = progress.reset(options.onReset ?? Effect.void, settings.transaction).pipe(
-      Effect.provide(context),
       inScope,
+      Effect.provide(context),
       Effect.withSpan("Subscription.reset", { attributes: { subscription: id } })
     )
 

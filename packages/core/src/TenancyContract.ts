@@ -258,6 +258,87 @@ export const suite = <E>(name: string, makeLayer: (tenancy: Tenant.Mode) => Laye
         assert.deepStrictEqual(feed.map((e) => e.tenantId), [Tenant.defaultId, Tenant.defaultId, "acme"])
       })))
 
+    it.live("idempotency keys are per tenant: the same key on the same stream id in two tenants is two commands", () =>
+      multi(Effect.gen(function*() {
+        const Order = orderAggregate(unique("Order"))
+        const handler = yield* CommandHandler.make(Order)
+        const key = { idempotencyKey: "req-1" }
+        const a = yield* Tenant.with(handler.handle("o-1", { _tag: "Create", customer: "alice" }, key), "a")
+        const b = yield* Tenant.with(handler.handle("o-1", { _tag: "Create", customer: "bob" }, key), "b")
+        assert.deepStrictEqual([a.version, b.version], [1, 1])
+        assert.notDeepEqual(a.eventIds, b.eventIds)
+        // A repeat in each tenant returns that tenant's first result and writes nothing.
+        const again = yield* Tenant.with(handler.handle("o-1", { _tag: "Create", customer: "alice" }, key), "a")
+        assert.deepStrictEqual([again.eventIds, again.version], [a.eventIds, 1])
+        const store = yield* EventStore.EventStore
+        // An event id is visible in its own tenant only.
+        assert.isTrue(yield* Tenant.with(store.eventExists(a.eventIds[0]!), "a"))
+        assert.isFalse(yield* Tenant.with(store.eventExists(a.eventIds[0]!), "b"))
+        assert.deepStrictEqual(
+          [yield* Tenant.with(handler.load("o-1"), "a"), yield* Tenant.with(handler.load("o-1"), "b")].map((l) =>
+            l.state.customer
+          ),
+          ["alice", "bob"]
+        )
+      })))
+
+    it.live("the outbox queues per tenant: a failed row of one tenant's stream never holds back another's", () =>
+      multi(Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const outbox = yield* Outbox.Outbox
+        const stream = { streamType: unique("Order"), streamId: "o-1" }
+        const a = yield* Tenant.with(store.append({ ...stream, events: [{ type: "Created", payload: {} }] }), "a")
+        const claimedA = yield* outbox.claim({ relayId: "r1", limit: 10, lease: "1 minute" })
+        assert.deepStrictEqual(claimedA.map((e) => e.eventId), a.eventIds)
+        // Its retries exhausted: the row is dead-lettered (failed) and stays at the head of a's stream.
+        yield* outbox.recordFailure("r1", claimedA[0]!.id, "broker refused", Option.none())
+        const b = yield* Tenant.with(store.append({ ...stream, events: [{ type: "Created", payload: {} }] }), "b")
+        const claimedB = yield* outbox.claim({ relayId: "r1", limit: 10, lease: "1 minute" })
+        assert.deepStrictEqual(claimedB.map((e) => [e.tenantId, e.eventId]), [["b", b.eventIds[0]!]])
+        // Inspection keeps to the ambient tenant; without one it covers every tenant.
+        assert.isTrue(Option.isNone(yield* Tenant.with(outbox.get(a.eventIds[0]!), "b")))
+        assert.deepStrictEqual(
+          Option.map(yield* Tenant.with(outbox.get(a.eventIds[0]!), "a"), (r) => r.status),
+          Option.some("failed")
+        )
+        assert.strictEqual(yield* Tenant.with(outbox.retryFailed(), "b"), 0)
+        assert.strictEqual(yield* Tenant.with(outbox.retryFailed(), "a"), 1)
+      })))
+
+    it.live("a cross-tenant subscription built inside a tenant's scope keeps its checkpoint over every tenant", () =>
+      multi(
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const checkpoints = yield* CheckpointStore.CheckpointStore
+          const streamType = unique("Order")
+          const id = unique("all")
+          const seen = yield* Ref.make(0)
+          const subscription = yield* Tenant.with(
+            Subscription.make({
+              ...fast,
+              id,
+              allTenants: true,
+              streamTypes: [streamType],
+              handler: () => Ref.update(seen, (n) => n + 1)
+            }),
+            "x"
+          )
+          yield* Effect.forkScoped(subscription.run)
+          yield* Tenant.with(store.append({ streamType, streamId: "1", events: [{ type: "E", payload: {} }] }), "a")
+          const last = yield* Tenant.with(
+            store.append({ streamType, streamId: "1", events: [{ type: "E", payload: {} }] }),
+            "b"
+          )
+          yield* Tenant.with(subscription.waitFor(last.position), "x")
+          assert.strictEqual(yield* Ref.get(seen), 2)
+          assert.isTrue(Option.isSome(yield* checkpoints.get(id)))
+          assert.isTrue(Option.isNone(yield* Tenant.with(checkpoints.get(id), "x")))
+          // An invalid ambient tenant never reaches a checkpoint row.
+          const refused = yield* Tenant.with(checkpoints.get(id), "*").pipe(Effect.flip)
+          assert.strictEqual(refused._tag, "StoreError")
+        }).pipe(Effect.scoped)
+      ))
+
     it.live("a subscription per tenant (a checkpoint each) and one across tenants: each event exactly once", () =>
       multi(
         Effect.gen(function*() {

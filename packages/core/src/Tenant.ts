@@ -241,3 +241,21 @@ export const stampMetadata = <M extends { readonly tenantId?: string | undefined
         JSON.stringify(tenantId)
       }`
     )
+
+/**
+ * The scope of infrastructure records kept per tenant (checkpoints, dead letters): the ambient tenant, checked, or
+ * `allScope` when none is set. An invalid ambient tenant is refused as a non-retryable `StoreError` of `operation`.
+ *
+ * @since 0.3.0
+ * @category resolution
+ */
+export const ambientScope = (operation: string): Effect.Effect<string, Errors.StoreError> =>
+  Effect.flatMap(
+    CurrentTenant,
+    (tenant) =>
+      Option.isNone(tenant) ? Effect.succeed(allScope) : validate(tenant.value).pipe(
+        Effect.mapError((invalid) =>
+          new Errors.StoreError({ operation, reason: invalid.reason, retryable: false, kind: "other" })
+        )
+      )
+  )

@@ -89,18 +89,15 @@ export const make = (
 
     yield* internal.requireTables(sql, schema, ["checkpoints", "dead_letters"])
 
-    const storeError = (operation: string) => (error: SqlError.SqlError) =>
-      internal.toStoreError(operation, schema)(error)
+    const storeError = (operation: string) => (error: SqlError.SqlError | Errors.StoreError) =>
+      error._tag === "StoreError" ? error : internal.toStoreError(operation, schema)(error)
     // Rows are kept per tenant scope: the ambient tenant, or "*" (every tenant) without one. Under row-level security
     // the statement runs in that scope.
     const scoped = internal.tenantScope(sql, schema, (yield* PgConfig.PgConfig).rowLevelSecurity)
     const inScope = <A, E, R>(
       f: (scope: string) => Effect.Effect<A, E | SqlError.SqlError, R>
-    ): Effect.Effect<A, E | SqlError.SqlError, R> =>
-      Effect.flatMap(Tenant.CurrentTenant, (tenant) => {
-        const scope = Option.getOrElse(tenant, () => Tenant.allScope)
-        return scoped(scope)(f(scope))
-      })
+    ): Effect.Effect<A, E | SqlError.SqlError | Errors.StoreError, R> =>
+      Effect.flatMap(Tenant.ambientScope("checkpoint"), (scope) => scoped(scope)(f(scope)))
 
     const get = (subscriptionId: string) =>
       inScope((scope) =>

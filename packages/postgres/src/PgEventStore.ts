@@ -380,14 +380,19 @@ export const make = (
         return yield* decodeEventRows("readAll", rows)
       }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))
 
-    const headPosition = sql`SELECT transaction_id, global_position FROM ${events}
+    // Over every tenant. Under row-level security through feed_head(), which sees every row and returns only the
+    // position, so that a tenant's subscription (or a tenant's transaction) needs no all-tenants scope.
+    const headPosition = (settings.rowLevelSecurity
+      ? sql`SELECT transaction_id, global_position FROM ${sql(`${schema}.feed_head`)}()`
+      : sql`SELECT transaction_id, global_position FROM ${events}
       WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-      ORDER BY transaction_id DESC, global_position DESC LIMIT 1`.pipe(
-      scoped(Tenant.allScope),
-      Effect.mapError(storeError("headPosition")),
-      Effect.flatMap(decodePositionRows),
-      Effect.map((rows) => (rows[0] ? Position.make(rows[0].transaction_id, rows[0].global_position) : Position.start))
-    )
+      ORDER BY transaction_id DESC, global_position DESC LIMIT 1`).pipe(
+        Effect.mapError(storeError("headPosition")),
+        Effect.flatMap(decodePositionRows),
+        Effect.map((
+          rows
+        ) => (rows[0] ? Position.make(rows[0].transaction_id, rows[0].global_position) : Position.start))
+      )
 
     const store: EventStore.EventStore["Type"] = {
       tenancy: mode,
@@ -408,11 +413,14 @@ export const make = (
         ),
       eventExists: (eventId) =>
         UUID.test(eventId)
-          ? sql`SELECT 1 FROM ${events} WHERE event_id = ${eventId}::uuid`.pipe(
-            scoped(Tenant.allScope),
-            Effect.map((rows) => rows.length > 0),
-            Effect.mapError(storeError("eventExists"))
-          )
+          ? Effect.flatMap(Tenant.CurrentTenant, (tenant) =>
+            // In the ambient tenant's scope (every tenant's without one): a tenant's transaction stays its own.
+            sql`SELECT 1 FROM ${events} WHERE event_id = ${eventId}::uuid ${
+              Option.isSome(tenant) ? sql`AND tenant_id = ${tenant.value}` : sql``
+            }`.pipe(scoped(Option.getOrElse(tenant, () => Tenant.allScope)))).pipe(
+              Effect.map((rows) => rows.length > 0),
+              Effect.mapError(storeError("eventExists"))
+            )
           : Effect.succeed(false)
     }
     return store

@@ -128,12 +128,16 @@ export const run = (
 
 const RLS_TABLES = ["events", "streams", "snapshots", "outbox", "checkpoints", "dead_letters"] as const
 
-/** How many of eventfold's tables have row-level security enabled with the tenant policy. */
+/** The version of the policies in migrations/row_level_security.sql, in a comment on each. */
+const RLS_VERSION = "eventfold row-level security 2"
+
+/** How many of eventfold's tables have row-level security enabled with the current tenant policy. */
 const rowLevelSecurityCount = (sql: SqlClient.SqlClient, schema: string) =>
   sql<{ readonly count: number }>`SELECT count(*)::integer AS count
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE n.nspname = ${schema} AND c.relname = ANY(${RLS_TABLES}::text[]) AND c.relrowsecurity
-     AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation')`.pipe(
+     AND EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tenant_isolation'
+                   AND obj_description(p.oid, 'pg_policy') = ${RLS_VERSION})`.pipe(
     Effect.map((rows) => rows[0]?.count ?? 0)
   )
 

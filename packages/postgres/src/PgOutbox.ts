@@ -119,9 +119,15 @@ export const make = (
 
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
     // The relay works across tenants: under row-level security its statements run in the "*" scope.
-    const acrossTenants = internal.tenantScope(sql, schema, (yield* PgConfig.PgConfig).rowLevelSecurity)(
-      Tenant.allScope
-    )
+    const tenantScope = internal.tenantScope(sql, schema, (yield* PgConfig.PgConfig).rowLevelSecurity)
+    const acrossTenants = tenantScope(Tenant.allScope)
+    // Inspection and operator actions (get, retryFailed) keep to the ambient tenant when one is set; without one
+    // they cover every tenant, as the relay does.
+    const ambient = <A, E, R>(f: (tenant: Option.Option<string>) => Effect.Effect<A, E, R>) =>
+      Effect.flatMap(
+        Tenant.CurrentTenant,
+        (tenant) => tenantScope(Option.getOrElse(tenant, () => Tenant.allScope))(f(tenant))
+      )
     const columns = sql.literal(
       "o.id, o.event_id, o.global_position, o.tenant_id, o.stream_type, o.stream_id, o.version, o.event_type, o.schema_version, " +
         "o.payload, o.metadata, o.status, o.retry_count, o.last_error, o.next_attempt_at, o.claimed_by, " +
@@ -136,7 +142,7 @@ export const make = (
     )
 
     // One statement, so one round trip and one commit per claim (it used to be BEGIN, heads, followers, COMMIT).
-    // - streams: each stream's head (earliest unpublished row) by a skip scan over outbox_unpublished_idx, one index
+    // - streams: each stream's head (earliest unpublished row) by a skip scan over outbox_unpublished_tenant_idx, one index
     //   probe per stream, instead of reading and sorting every unpublished row for DISTINCT ON.
     // - locked: the due, unleased heads, oldest first, locked FOR UPDATE SKIP LOCKED so two relays never both take a
     //   stream; a head changed since the snapshot is re-checked on its latest version (EvalPlanQual).
@@ -150,19 +156,21 @@ export const make = (
       const lease = millis(claimOptions.lease)
       const relayId = claimOptions.relayId
       return sql`WITH RECURSIVE streams AS (
-          (SELECT x.id, x.stream_type, x.stream_id FROM ${outbox} x
+          (SELECT x.id, x.tenant_id, x.stream_type, x.stream_id FROM ${outbox} x
             WHERE x.status <> 'published'
-            ORDER BY x.stream_type, x.stream_id, x.global_position
+            ORDER BY x.tenant_id, x.stream_type, x.stream_id, x.global_position
             LIMIT 1)
           UNION ALL
-          SELECT n.id, n.stream_type, n.stream_id FROM streams s CROSS JOIN LATERAL (
-            SELECT x.id, x.stream_type, x.stream_id FROM ${outbox} x
-             WHERE x.status <> 'published' AND (x.stream_type, x.stream_id) > (s.stream_type, s.stream_id)
-             ORDER BY x.stream_type, x.stream_id, x.global_position
+          SELECT n.id, n.tenant_id, n.stream_type, n.stream_id FROM streams s CROSS JOIN LATERAL (
+            SELECT x.id, x.tenant_id, x.stream_type, x.stream_id FROM ${outbox} x
+             WHERE x.status <> 'published'
+               AND (x.tenant_id, x.stream_type, x.stream_id) > (s.tenant_id, s.stream_type, s.stream_id)
+             ORDER BY x.tenant_id, x.stream_type, x.stream_id, x.global_position
              LIMIT 1
           ) n
         ), locked AS (
-          SELECT o.id, o.stream_type, o.stream_id, o.global_position FROM ${outbox} o JOIN streams h ON h.id = o.id
+          SELECT o.id, o.tenant_id, o.stream_type, o.stream_id, o.global_position FROM ${outbox} o
+            JOIN streams h ON h.id = o.id
            WHERE o.status = 'pending' AND o.next_attempt_at <= now()
              AND (o.claimed_until IS NULL OR o.claimed_until < now())
            ORDER BY o.global_position
@@ -187,7 +195,8 @@ export const make = (
                        OVER (ORDER BY r.global_position) AS contiguous,
                      row_number() OVER (ORDER BY r.global_position) AS depth
                 FROM (SELECT x.id, x.global_position, x.status, x.claimed_until, x.claimed_by FROM ${outbox} x
-                       WHERE x.stream_type = h.stream_type AND x.stream_id = h.stream_id
+                       WHERE x.tenant_id = h.tenant_id AND x.stream_type = h.stream_type
+                         AND x.stream_id = h.stream_id
                          AND x.global_position > h.global_position AND x.status <> 'published'
                        ORDER BY x.global_position
                        LIMIT (SELECT depth FROM room)) r
@@ -261,14 +270,16 @@ export const make = (
       )
 
     const retryFailed = (stream?: { readonly streamType: string; readonly streamId?: string | undefined }) =>
-      sql`WITH retried AS (
+      ambient((tenant) =>
+        sql`WITH retried AS (
           UPDATE ${outbox} SET status = 'pending', retry_count = 0, next_attempt_at = now()
            WHERE status = 'failed'
+             ${Option.isSome(tenant) ? sql`AND tenant_id = ${tenant.value}` : sql``}
              ${stream ? sql`AND stream_type = ${stream.streamType}` : sql``}
              ${stream?.streamId !== undefined ? sql`AND stream_id = ${stream.streamId}` : sql``}
           RETURNING 1
-        ) SELECT count(*)::integer AS count FROM retried`.pipe(
-        acrossTenants,
+        ) SELECT count(*)::integer AS count FROM retried`
+      ).pipe(
         Effect.flatMap(internal.decodeRows("outbox.retryFailed", CountSchema)),
         Effect.map((rows) => rows[0]?.count ?? 0),
         Effect.tap((count) => count > 0 ? sql`SELECT pg_notify(${channel}, '1')` : Effect.void),
@@ -307,8 +318,11 @@ export const make = (
 
     const get = (eventId: string) =>
       UUID.test(eventId)
-        ? sql`SELECT ${columns} FROM ${outbox} o WHERE o.event_id = ${eventId}::uuid`.pipe(
-          acrossTenants,
+        ? ambient((tenant) =>
+          sql`SELECT ${columns} FROM ${outbox} o WHERE o.event_id = ${eventId}::uuid ${
+            Option.isSome(tenant) ? sql`AND o.tenant_id = ${tenant.value}` : sql``
+          }`
+        ).pipe(
           Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.get")(e))),
           Effect.flatMap(internal.decodeRows("outbox.get", RowSchema)),
           Effect.map((rows) => Option.map(Option.fromNullable(rows[0]), toRow))

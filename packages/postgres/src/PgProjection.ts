@@ -20,9 +20,11 @@ import type * as Errors from "@eventfold/core/Errors"
 import type * as EventStore from "@eventfold/core/EventStore"
 import type * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Subscription from "@eventfold/core/Subscription"
-import type * as Tenant from "@eventfold/core/Tenant"
+import * as Tenant from "@eventfold/core/Tenant"
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as internal from "./internal/sql.js"
+import * as PgConfig from "./PgConfig.js"
 import * as PgTransaction from "./PgTransaction.js"
 
 /**
@@ -41,8 +43,25 @@ export interface Options<E, R> extends Omit<Subscription.Options<E, R>, "transac
  * @since 0.1.0
  * @category utils
  */
-export const transaction = (sql: SqlClient.SqlClient): Subscription.Transaction => (effect) =>
-  PgTransaction.withTransaction(effect).pipe(
+export const transaction = (
+  sql: SqlClient.SqlClient,
+  rowLevelSecurity?: { readonly schema: string } | undefined
+): Subscription.Transaction =>
+(effect) =>
+  PgTransaction.withTransaction(
+    // Under row-level security the transaction enters the subscription's scope first (its tenant, or every tenant),
+    // so the handler's writes in each event's tenant and the checkpoint advance fit in it.
+    rowLevelSecurity === undefined ? effect : Effect.flatMap(
+      Tenant.CurrentTenant,
+      (tenant) =>
+        Effect.zipRight(
+          sql`SELECT ${sql(`${rowLevelSecurity.schema}.enter_tenant`)}(${
+            Option.getOrElse(tenant, () => Tenant.allScope)
+          })`,
+          effect
+        )
+    )
+  ).pipe(
     Effect.provideService(SqlClient.SqlClient, sql),
     Effect.mapError((e) => e instanceof SqlError.SqlError ? internal.toStoreError("projection.transaction")(e) : e)
   )
@@ -59,7 +78,15 @@ export const make = <E, R>(
   Subscription.Subscription<E>,
   never,
   EventStore.EventStore | CheckpointStore.CheckpointStore | FeedNotifier.FeedNotifier | SqlClient.SqlClient | R
-> => Effect.flatMap(SqlClient.SqlClient, (sql) => Subscription.make({ ...options, transaction: transaction(sql) }))
+> =>
+  Effect.flatMap(
+    Effect.all([SqlClient.SqlClient, PgConfig.PgConfig]),
+    ([sql, settings]) =>
+      Subscription.make({
+        ...options,
+        transaction: transaction(sql, settings.rowLevelSecurity ? { schema: settings.schema } : undefined)
+      })
+  )
 
 /**
  * Builds and runs a transactional projection: `PgProjection.run(options).pipe(Effect.forkScoped)`.

@@ -285,7 +285,8 @@ describe("migration 0007 (tenancy)", () => {
         const index = (name: string) => indexes.find((i) => i.indexname === name)?.indexdef
         assert.isUndefined(index("events_tenant_idx"))
         assert.include(index("events_tenant_feed_idx"), "(tenant_id, transaction_id, global_position)")
-        assert.include(index("outbox_unpublished_idx"), "(stream_type, stream_id, global_position)")
+        assert.isUndefined(index("outbox_unpublished_idx"))
+        assert.include(index("outbox_unpublished_tenant_idx"), "(tenant_id, stream_type, stream_id, global_position)")
         const functions = yield* admin<{ proname: string; args: string }>`
         SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS args FROM pg_proc p
           JOIN pg_namespace n ON n.oid = p.pronamespace

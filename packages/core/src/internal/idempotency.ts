@@ -10,7 +10,7 @@ import { createHash } from "node:crypto"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
-import type * as Tenant from "../Tenant.js"
+import * as Tenant from "../Tenant.js"
 
 /** @internal The metadata header holding a keyed command's idempotency key. */
 export const keyHeader = "eventfold-idempotency-key"
@@ -23,10 +23,13 @@ const namespace = Buffer.from("5f0c8a7e2b9d4e61a3c4d7e8f9012b3c", "hex")
 
 /**
  * @internal The id of a keyed command's `index`-th event: a UUID laid out as version 5 (SHA-1 over the namespace and
- * the length-prefixed stream type, stream id, key and index, so no two inputs share a name).
+ * the length-prefixed tenant, stream type, stream id, key and index, so no two inputs share a name). Event ids are
+ * unique across tenants, so the tenant is part of the name; the default tenant's is left out, so the ids of keys
+ * used before tenancy stay the same.
  */
-export const eventId = (streamType: string, streamId: string, key: string, index: number): string => {
+export const eventId = (tenantId: string, streamType: string, streamId: string, key: string, index: number): string => {
   const hash = createHash("sha1").update(namespace)
+  if (tenantId !== Tenant.defaultId) hash.update(`tenant:${Buffer.byteLength(tenantId)}:${tenantId};`)
   for (const part of [streamType, streamId, key, String(index)]) hash.update(`${Buffer.byteLength(part)}:${part};`)
   const bytes = hash.digest()
   bytes[6] = (bytes[6]! & 0x0f) | 0x50
@@ -90,14 +93,14 @@ export const fingerprint = (command: unknown): string =>
  */
 export const findKeyed = (
   store: EventStore.EventStore["Type"],
-  ref: EventStore.StreamRef,
+  ref: EventStore.StreamRef & { readonly tenantId: string },
   key: string
 ): Effect.Effect<
   Option.Option<ReadonlyArray<RecordedEvent.RecordedEvent>>,
   Errors.DuplicateEvent | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
 > =>
   Effect.gen(function*() {
-    const first = eventId(ref.streamType, ref.streamId, key, 0)
+    const first = eventId(ref.tenantId, ref.streamType, ref.streamId, key, 0)
     if (!(yield* store.eventExists(first))) return Option.none()
     const newestFirst: Array<RecordedEvent.RecordedEvent> = []
     let fromVersion: number | undefined
@@ -114,7 +117,9 @@ export const findKeyed = (
         const keyed: Array<RecordedEvent.RecordedEvent> = []
         for (let i = at; i >= 0; i--) {
           const event = newestFirst[i]!
-          if (event.eventId.toLowerCase() !== eventId(ref.streamType, ref.streamId, key, keyed.length)) break
+          if (
+            event.eventId.toLowerCase() !== eventId(ref.tenantId, ref.streamType, ref.streamId, key, keyed.length)
+          ) break
           keyed.push(event)
         }
         return Option.some(keyed)

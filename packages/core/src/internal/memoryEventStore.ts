@@ -1,5 +1,6 @@
 /** @internal The in-memory EventStore. Every operation runs synchronously, so each append is atomic. */
 import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import * as prepare from "../EventValidation.js"
@@ -205,7 +206,11 @@ const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<EventStor
             (tenantId) => versionOf(tenantId, stream.streamType, stream.streamId)
           )
         ),
-      eventExists: (eventId) => Effect.sync(() => byId.has(eventId.toLowerCase()))
+      eventExists: (eventId) =>
+        Effect.map(Tenant.CurrentTenant, (tenant) => {
+          const found = byId.get(eventId.toLowerCase())
+          return found !== undefined && (Option.isNone(tenant) || found.tenantId === tenant.value)
+        })
     }
   })
 

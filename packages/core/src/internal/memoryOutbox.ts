@@ -8,6 +8,7 @@ import * as Stream from "effect/Stream"
 import * as EventValidation from "../EventValidation.js"
 import type * as Outbox from "../Outbox.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
+import * as Tenant from "../Tenant.js"
 import { streamKey } from "./streamKey.js"
 
 interface MutableRow {
@@ -190,12 +191,17 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
       }
     })
 
+  // Inspection and operator actions keep to the ambient tenant when one is set; without one, every tenant.
+  const inTenant = (tenant: Option.Option<string>, r: MutableRow) =>
+    Option.isNone(tenant) || r.entry.tenantId === tenant.value
+
   const retryFailed = (stream?: { readonly streamType: string; readonly streamId?: string | undefined }) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
+    Effect.map(Effect.zip(Clock.currentTimeMillis, Tenant.CurrentTenant), ([now, tenant]) => {
       let count = 0
       for (const r of rows) {
         if (
-          r.status === "failed" && (stream === undefined || (r.entry.streamType === stream.streamType &&
+          r.status === "failed" && inTenant(tenant, r) &&
+          (stream === undefined || (r.entry.streamType === stream.streamType &&
             (stream.streamId === undefined || r.entry.streamId === stream.streamId)))
         ) {
           r.status = "pending"
@@ -252,7 +258,14 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
     cleanup,
     stats,
     get: (eventId) =>
-      Effect.sync(() => Option.map(Option.fromNullable(rows.find((r) => r.entry.eventId === eventId)), toRow)),
+      Effect.map(
+        Tenant.CurrentTenant,
+        (tenant) =>
+          Option.map(
+            Option.fromNullable(rows.find((r) => r.entry.eventId === eventId && inTenant(tenant, r))),
+            toRow
+          )
+      ),
     wakeups
   }
   writers.set(service, write)
