@@ -13,8 +13,12 @@
  * - `multi`: an operation without a tenant fails with `TenantRequired`. Reading every tenant's feed is an explicit
  *   admin operation (`allTenants: true`).
  *
- * In both modes, event metadata that names another tenant than the operation's is refused (`InvalidInput`), and an
- * appended event's metadata carries its tenant.
+ * When the operation has a tenant (always in `multi` mode), event metadata that names another tenant is refused
+ * (`InvalidInput`), and an appended event's metadata carries its tenant. In `single` mode without a tenant, a
+ * metadata `tenantId` stays what it was before tenancy: a label, kept as given, in the default tenant.
+ *
+ * Infrastructure that spans tenants runs without one in both modes: the outbox relay, `headPosition`, and
+ * checkpoints of subscriptions over every tenant.
  *
  * @since 0.3.0
  */
