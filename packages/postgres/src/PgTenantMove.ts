@@ -418,6 +418,15 @@ export const run = (options: Options): Effect.Effect<Summary, MoveError> =>
     const existing = yield* prepare
     const resumed = existing !== undefined
     if (existing?.status === "done") {
+      // The same finished move only while the source still refuses the tenant as moved here: a move of the tenant
+      // back and out again must not end at a stale "done" (the target's rows are an older copy).
+      const [block] = yield* sourceBlock
+      if (block === undefined || !ours(block)) {
+        return yield* conflict(
+          "an earlier move of this tenant into the target finished, and the source has taken the tenant's writes " +
+            "again since: remove the tenant's rows and its tenant_moves row from the target before moving it again"
+        )
+      }
       yield* Effect.logInfo("eventfold: tenant move already done")
       return {
         tenantId,

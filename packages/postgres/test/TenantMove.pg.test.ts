@@ -321,6 +321,13 @@ describe("PgTenantMove", () => {
         const refused = yield* Effect.flip(handler.handle("counter-1", { _tag: "Tick" }).pipe(Tenant.with(ACME)))
         assert.strictEqual(refused._tag, "TenantUnavailable")
         assert.strictEqual(decisions, 1)
+
+        // The source takes the tenant back: the old "done" no longer stands for a move out of it.
+        assert.isTrue(yield* PgTenantMove.unblock({ tenantId: ACME, source: source.endpoint }))
+        const stale = yield* Effect.flip(
+          PgTenantMove.run({ tenantId: ACME, source: source.endpoint, target: target.endpoint })
+        )
+        assert.strictEqual(stale._tag, "TenantMoveConflict")
       }),
     120_000
   )
