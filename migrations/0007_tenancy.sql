@@ -115,6 +115,9 @@ BEGIN
 END;
 $$;
 ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS tenant_id text NOT NULL DEFAULT '*';
+-- The parked event's own tenant (tenant_id is the subscription's scope, '*' for one over every tenant).
+ALTER TABLE dead_letters ADD COLUMN IF NOT EXISTS event_tenant_id text NOT NULL DEFAULT 'default';
+ALTER TABLE dead_letters ALTER COLUMN event_tenant_id DROP DEFAULT;
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_constraint

@@ -62,6 +62,8 @@ export interface DeadLetter {
   readonly subscriptionId: string
   readonly eventId: string
   readonly position: Position.Position
+  /** The tenant of the event's stream (a subscription over every tenant parks events of many). */
+  readonly tenantId: string
   readonly streamType: string
   readonly streamId: string
   readonly eventType: string

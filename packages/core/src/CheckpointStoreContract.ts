@@ -170,6 +170,7 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<CheckpointStore.C
             subscriptionId,
             eventId: crypto.randomUUID(),
             position: at(4, 2),
+            tenantId: "default",
             streamType: "Order",
             streamId: "o-1",
             eventType: "Paid",
@@ -188,6 +189,7 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<CheckpointStore.C
             subscriptionId,
             eventId,
             position,
+            tenantId: eventId === late ? "acme" : "default",
             streamType: "Order",
             streamId: "o-1",
             eventType: "Paid",
@@ -199,8 +201,14 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<CheckpointStore.C
           yield* store.park(letter(early, at(3, 7), "bang"))
           yield* store.park(letter(late, at(9, 2), "again"))
           const parked = yield* store.deadLetters(subscriptionId)
-          assert.deepStrictEqual(parked.map((d) => [d.eventId, d.error, d.attempts]), [[early, "bang", 3], [
+          assert.deepStrictEqual(parked.map((d) => [d.eventId, d.tenantId, d.error, d.attempts]), [[
+            early,
+            "default",
+            "bang",
+            3
+          ], [
             late,
+            "acme",
             "boom",
             3
           ]])

@@ -56,6 +56,7 @@ const DeadLetterRow = Schema.Struct({
   event_id: Schema.String,
   transaction_id: Schema.BigInt,
   global_position: Schema.BigInt,
+  event_tenant_id: Schema.String,
   stream_type: Schema.String,
   stream_id: Schema.String,
   event_type: Schema.String,
@@ -216,11 +217,11 @@ export const make = (
     const park = (letter: Omit<CheckpointStore.DeadLetter, "parkedAt">) =>
       inScope((scope) =>
         sql`INSERT INTO ${deadLetters} (subscription_id, tenant_id, event_id, transaction_id, global_position,
-          stream_type, stream_id, event_type, error, attempts)
+          event_tenant_id, stream_type, stream_id, event_type, error, attempts)
         VALUES (${letter.subscriptionId}, ${scope}, ${letter.eventId}::uuid, ${xid(letter.position)}::xid8, ${
           pos(letter.position)
         }::bigint,
-          ${letter.streamType}, ${letter.streamId}, ${letter.eventType},
+          ${letter.tenantId}, ${letter.streamType}, ${letter.streamId}, ${letter.eventType},
           ${EventValidation.sanitizeText(letter.error)}, ${letter.attempts})
         ON CONFLICT (subscription_id, tenant_id, event_id) DO NOTHING`
       ).pipe(
@@ -230,7 +231,8 @@ export const make = (
 
     const listDeadLetters = (subscriptionId: string) =>
       inScope((scope) =>
-        sql`SELECT subscription_id, event_id::text AS event_id, transaction_id, global_position, stream_type, stream_id,
+        sql`SELECT subscription_id, event_id::text AS event_id, transaction_id, global_position, event_tenant_id,
+          stream_type, stream_id,
           event_type, error, attempts, parked_at
         FROM ${deadLetters} WHERE subscription_id = ${subscriptionId} AND tenant_id = ${scope}
         ORDER BY transaction_id, global_position`
@@ -242,6 +244,7 @@ export const make = (
             subscriptionId: row.subscription_id,
             eventId: row.event_id,
             position: Position.make(row.transaction_id, row.global_position),
+            tenantId: row.event_tenant_id,
             streamType: row.stream_type,
             streamId: row.stream_id,
             eventType: row.event_type,

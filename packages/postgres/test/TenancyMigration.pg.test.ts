@@ -385,8 +385,9 @@ describe("migration 0007 (tenancy)", () => {
           yield* admin`INSERT INTO eventfold.checkpoints (subscription_id, tenant_id, transaction_id, global_position)
           VALUES ('projection', ${tenant}, '1'::xid8, 1)`
           yield* admin`INSERT INTO eventfold.dead_letters (subscription_id, tenant_id, event_id, transaction_id,
-            global_position, stream_type, stream_id, event_type, error, attempts)
-          VALUES ('projection', ${tenant}, gen_random_uuid(), '1'::xid8, 1, 'Account', '1', 'Happened', 'boom', 1)`
+            global_position, event_tenant_id, stream_type, stream_id, event_type, error, attempts)
+          VALUES ('projection', ${tenant}, gen_random_uuid(), '1'::xid8, 1, ${tenant}, 'Account', '1', 'Happened',
+            'boom', 1)`
         }
         const totals = Object.fromEntries(
           yield* Effect.forEach(TABLES, (table) => Effect.map(countOf(admin, table), (n) => [table, n] as const))

@@ -139,6 +139,7 @@ export const make = <E, R>(options: {
             subscriptionId: id,
             eventId: event.eventId,
             position: next,
+            tenantId: event.tenantId,
             streamType: event.streamType,
             streamId: event.streamId,
             eventType: event.type,
