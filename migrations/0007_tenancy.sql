@@ -434,6 +434,11 @@ $$;
 -- row-level security) and reads as the plain query of PgEventStore.readAll does, below the feed horizon. Filters are
 -- NULL for none. Dynamic SQL, so each combination of filters is planned for what it is. The stores call it when
 -- row-level security is on; without, they send the same query directly.
+-- A tenant's page names its tenant as a one-element array and first in ORDER BY, so that only events_tenant_feed_idx
+-- yields the order and the scan stops after one page. Given `tenant_id = $4`, the planner treats the tenant as a
+-- constant, events_feed_idx yields the order too, and it often walks that index and filters out the other tenants'
+-- rows: about n_distinct(tenant_id) rows read per row returned, and all of the older feed when the tenant's events
+-- come late in it (a tenant moved in).
 CREATE OR REPLACE FUNCTION read_all(
   p_scope          text,
   p_after_xid      xid8,
@@ -468,10 +473,11 @@ BEGIN
     'e.event_type, e.schema_version, e.payload, e.metadata, e.recorded_at FROM events e '
     'WHERE (e.transaction_id, e.global_position) > ($1, $2) '
     'AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())%s%s%s '
-    'ORDER BY e.transaction_id, e.global_position LIMIT $3',
-    CASE WHEN p_scope = '*' THEN '' ELSE ' AND e.tenant_id = $4' END,
+    'ORDER BY %se.transaction_id, e.global_position LIMIT $3',
+    CASE WHEN p_scope = '*' THEN '' ELSE ' AND e.tenant_id = ANY(ARRAY[$4])' END,
     CASE WHEN p_event_types IS NULL THEN '' ELSE ' AND e.event_type = ANY($5)' END,
-    CASE WHEN p_stream_types IS NULL THEN '' ELSE ' AND e.stream_type = ANY($6)' END)
+    CASE WHEN p_stream_types IS NULL THEN '' ELSE ' AND e.stream_type = ANY($6)' END,
+    CASE WHEN p_scope = '*' THEN '' ELSE 'e.tenant_id, ' END)
   USING p_after_xid, p_after_position, p_limit, p_scope, p_event_types, p_stream_types;
 END;
 $$;

@@ -13,12 +13,12 @@ import type * as Errors from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import type * as NewEvent from "@eventfold/core/NewEvent"
+import * as Tenant from "@eventfold/core/Tenant"
 import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"
 import * as PgMigrations from "@eventfold/postgres/PgMigrations"
 import * as Effect from "effect/Effect"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import pg from "pg"
@@ -33,12 +33,8 @@ const FEED_EVENTS = 100_000
 const FEED_PAGE = 1_000
 const FEED_SCHEMA = "bench_feed"
 const STREAM_TYPE = "Account"
-
-// A small aggregate: the fold workload decodes every event through its Schema, as CommandHandler.load does.
-class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number, note: Schema.String }) {}
-class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Number, note: Schema.String }) {}
-const AccountEvent = Schema.Union(Deposited, Withdrawn)
-type AccountEvent = typeof AccountEvent.Type
+/** eventfold's single-tenant mode writes every stream into the default tenant: the raw baseline does the same. */
+const TENANT = Tenant.defaultId
 
 interface Account {
   readonly balance: number
@@ -50,10 +46,11 @@ const evolveAmount = (state: Account, type: string, amount: number): Account => 
   events: state.events + 1
 })
 
+// A small aggregate: the fold workload decodes every event through its Schema, as CommandHandler.load does.
 const account = Aggregate.make({
   name: STREAM_TYPE,
-  events: AccountEvent,
-  decider: Decider.make<Account, { readonly _tag: "Noop" }, AccountEvent>({
+  events: util.AccountEvent,
+  decider: Decider.make<Account, util.Noop, util.AccountEvent>({
     initialState: { balance: 0, events: 0 },
     evolve: (state, event) => evolveAmount(state, event._tag, event.amount),
     decide: () => Effect.succeed([])
@@ -73,22 +70,22 @@ const batchOf = (size: number): ReadonlyArray<NewEvent.NewEvent> =>
 const rawAppender = (pool: pg.Pool, schema: string) => {
   const streams = `${pg.escapeIdentifier(schema)}.streams`
   const events = `${pg.escapeIdentifier(schema)}.events`
-  const createStream = `INSERT INTO ${streams} (stream_type, stream_id, version) VALUES ($1, $2, $3)
-    ON CONFLICT (stream_type, stream_id) DO NOTHING RETURNING version`
-  const updateStream = `UPDATE ${streams} SET version = version + $3, updated_at = now()
-    WHERE stream_type = $1 AND stream_id = $2 AND version = $4 RETURNING version`
+  const createStream = `INSERT INTO ${streams} (tenant_id, stream_type, stream_id, version) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (tenant_id, stream_type, stream_id) DO NOTHING RETURNING version`
+  const updateStream = `UPDATE ${streams} SET version = version + $4, updated_at = now()
+    WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version = $5 RETURNING version`
   const insertText = new Map<number, string>()
   const insertEvents = (n: number) => {
     const cached = insertText.get(n)
     if (cached) return cached
     const values = Array.from({ length: n }, (_, r) => {
-      const p = r * 8
-      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}::uuid, $${p + 5}, $${p + 6}::jsonb, $${p + 7}::jsonb, $${
+      const p = r * 9
+      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}::uuid, $${p + 6}, $${p + 7}::jsonb, $${
         p + 8
-      })`
+      }::jsonb, $${p + 9})`
     })
     const text = `INSERT INTO ${events}
-      (stream_type, stream_id, version, event_id, event_type, payload, metadata, correlation_id)
+      (tenant_id, stream_type, stream_id, version, event_id, event_type, payload, metadata, correlation_id)
       VALUES ${values.join(", ")}`
     insertText.set(n, text)
     return text
@@ -98,12 +95,13 @@ const rawAppender = (pool: pg.Pool, schema: string) => {
     try {
       await client.query("BEGIN")
       const locked = expected === 0
-        ? await client.query(createStream, [STREAM_TYPE, streamId, batch.length])
-        : await client.query(updateStream, [STREAM_TYPE, streamId, batch.length, expected])
+        ? await client.query(createStream, [TENANT, STREAM_TYPE, streamId, batch.length])
+        : await client.query(updateStream, [TENANT, STREAM_TYPE, streamId, batch.length, expected])
       if (locked.rowCount !== 1) throw new Error(`raw append: conflict on ${streamId} at ${expected}`)
       const params: Array<unknown> = []
       batch.forEach((event, i) => {
         params.push(
+          TENANT,
           STREAM_TYPE,
           streamId,
           expected + i + 1,
@@ -126,7 +124,7 @@ const rawAppender = (pool: pg.Pool, schema: string) => {
   }
 }
 
-const COLUMNS = "global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, " +
+const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
   "schema_version, payload, metadata, recorded_at"
 
 // The raw baseline trusts its rows (no validation): that is what makes it a baseline.
@@ -282,7 +280,7 @@ const readAndFold = async (runtime: Runtime, store: Store, pool: pg.Pool): Promi
     const encoded = yield* Effect.forEach(
       Array.from(
         { length: STREAM_EVENTS },
-        (_, i) => i % 3 === 2 ? new Withdrawn(payloadOf(i)) : new Deposited(payloadOf(i))
+        (_, i) => i % 3 === 2 ? new util.Withdrawn(payloadOf(i)) : new util.Deposited(payloadOf(i))
       ),
       account.encodeEvent
     )
@@ -300,7 +298,8 @@ const readAndFold = async (runtime: Runtime, store: Store, pool: pg.Pool): Promi
   const handler = await runtime.runPromise(
     CommandHandler.make(account).pipe(Effect.provideService(EventStore.EventStore, store))
   )
-  const select = `SELECT ${COLUMNS} FROM eventfold.events WHERE stream_type = $1 AND stream_id = $2 ORDER BY version`
+  const select = `SELECT ${COLUMNS} FROM eventfold.events
+    WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 ORDER BY version`
   let loaded: CommandHandler.LoadResult<Account> | undefined
   let folded: Account | undefined
   const [eventfold = 0, raw = 0] = await util.medianMs({ warmup: 3, runs: 15 }, [
@@ -308,7 +307,7 @@ const readAndFold = async (runtime: Runtime, store: Store, pool: pg.Pool): Promi
       loaded = await runtime.runPromise(handler.load(streamId))
     },
     async () => {
-      const result = await pool.query<RawRow>(select, [STREAM_TYPE, streamId])
+      const result = await pool.query<RawRow>(select, [TENANT, STREAM_TYPE, streamId])
       let state: Account = { balance: 0, events: 0 }
       for (const row of result.rows) state = evolveAmount(state, row.event_type, row.payload.amount)
       folded = state
@@ -337,14 +336,15 @@ const feedCatchUp = async (runtime: Runtime, store: Store, pool: pg.Pool): Promi
   // 100 committed transactions of 1,000 events on 100 streams, written directly: seeding is not what is measured.
   for (let batch = 0; batch < FEED_EVENTS / 1_000; batch++) {
     await pool.query(
-      `WITH stream AS (INSERT INTO ${schema}.streams (stream_type, stream_id, version) VALUES ($1, $2, 1000))
-       INSERT INTO ${schema}.events (stream_type, stream_id, version, event_id, event_type, payload, metadata,
-                                     correlation_id)
-       SELECT $1, $2, g, gen_random_uuid(), CASE WHEN g % 3 = 0 THEN 'Withdrawn' ELSE 'Deposited' END,
+      `WITH stream AS (INSERT INTO ${schema}.streams (tenant_id, stream_type, stream_id, version)
+                       VALUES ($1, $2, $3, 1000))
+       INSERT INTO ${schema}.events (tenant_id, stream_type, stream_id, version, event_id, event_type, payload,
+                                     metadata, correlation_id)
+       SELECT $1, $2, $3, g, gen_random_uuid(), CASE WHEN g % 3 = 0 THEN 'Withdrawn' ELSE 'Deposited' END,
               jsonb_build_object('amount', g % 100 + 1, 'note', 'benchmark event'),
-              jsonb_build_object('correlationId', $3::text), $3
+              jsonb_build_object('correlationId', $4::text), $4
          FROM generate_series(1, 1000) AS g`,
-      [STREAM_TYPE, `feed-${batch}`, metadata.correlationId]
+      [TENANT, STREAM_TYPE, `feed-${batch}`, metadata.correlationId]
     )
   }
   await pool.query(`VACUUM ANALYZE ${schema}.events`)

@@ -5,9 +5,7 @@
  *
  * @since 0.1.0
  */
-import * as Aggregate from "@eventfold/core/Aggregate"
 import * as CommandHandler from "@eventfold/core/CommandHandler"
-import * as Decider from "@eventfold/core/Decider"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"
@@ -27,31 +25,16 @@ const WORST_TAIL = EVERY - 1
 const SEED_BATCH = 1_000
 const STREAM_TYPE = "Account"
 
-class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number, note: Schema.String }) {}
-class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Number, note: Schema.String }) {}
-const AccountEvent = Schema.Union(Deposited, Withdrawn)
-type AccountEvent = typeof AccountEvent.Type
-
-const AccountState = Schema.Struct({ balance: Schema.Number, events: Schema.Number, lastNote: Schema.String })
-type AccountState = typeof AccountState.Type
-
-const decider = Decider.make<AccountState, { readonly _tag: "Noop" }, AccountEvent>({
+const { replaying, snapshotting } = util.accountAggregates({
+  name: STREAM_TYPE,
+  state: Schema.Struct({ balance: Schema.Number, events: Schema.Number, lastNote: Schema.String }),
   initialState: { balance: 0, events: 0, lastNote: "" },
   evolve: (state, event) => ({
     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount,
     events: state.events + 1,
     lastNote: event.note
   }),
-  decide: () => Effect.succeed([])
-})
-
-const replaying = Aggregate.make({ name: STREAM_TYPE, decider, events: AccountEvent, state: AccountState })
-const snapshotting = Aggregate.make({
-  name: STREAM_TYPE,
-  decider,
-  events: AccountEvent,
-  state: AccountState,
-  snapshot: { every: EVERY, schemaVersion: 1, mode: "manual" }
+  every: EVERY
 })
 
 const seedEvents = (from: number, count: number) =>

@@ -8,6 +8,7 @@
 import * as EventStore from "@eventfold/core/EventStore"
 import * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Subscription from "@eventfold/core/Subscription"
+import * as Tenant from "@eventfold/core/Tenant"
 import * as PgCheckpointStore from "@eventfold/postgres/PgCheckpointStore"
 import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"
@@ -98,15 +99,19 @@ export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
 
 const catchUpLabel = `catch-up, ${util.formatNumber(FEED_EVENTS)} events, pages of ${util.formatNumber(PAGE)}`
 
-/** 100 committed transactions of 1,000 events, written directly: seeding is not what is measured. */
+/**
+ * 100 committed transactions of 1,000 events in the default tenant (where a single-tenant store appends), written
+ * directly: seeding is not what is measured.
+ */
 const seed = async (pool: pg.Pool) => {
   for (let batch = 0; batch < FEED_EVENTS / 1_000; batch++) {
     await pool.query(
-      `WITH stream AS (INSERT INTO eventfold.streams (stream_type, stream_id, version) VALUES ('Account', $1, 1000))
-       INSERT INTO eventfold.events (stream_type, stream_id, version, event_id, event_type, payload)
-       SELECT 'Account', $1, g, gen_random_uuid(), 'Deposited', jsonb_build_object('amount', g % 100 + 1)
+      `WITH stream AS (INSERT INTO eventfold.streams (tenant_id, stream_type, stream_id, version)
+                       VALUES ($1, 'Account', $2, 1000))
+       INSERT INTO eventfold.events (tenant_id, stream_type, stream_id, version, event_id, event_type, payload)
+       SELECT $1, 'Account', $2, g, gen_random_uuid(), 'Deposited', jsonb_build_object('amount', g % 100 + 1)
          FROM generate_series(1, 1000) AS g`,
-      [`feed-${batch}`]
+      [Tenant.defaultId, `feed-${batch}`]
     )
   }
   await pool.query("VACUUM ANALYZE eventfold.events")
@@ -118,8 +123,8 @@ const rawCatchUp = async (pool: pg.Pool): Promise<number> => {
   let count = 0
   for (;;) {
     const { rows } = await pool.query<{ transaction_id: string; global_position: string }>(
-      `SELECT global_position, transaction_id, event_id, stream_type, stream_id, version, event_type, schema_version,
-              payload, metadata, recorded_at
+      `SELECT global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type,
+              schema_version, payload, metadata, recorded_at
          FROM eventfold.events
         WHERE (transaction_id, global_position) > ($1::xid8, $2::bigint)
           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())

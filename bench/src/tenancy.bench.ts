@@ -8,9 +8,7 @@
  *
  * @since 0.3.0
  */
-import * as Aggregate from "@eventfold/core/Aggregate"
 import * as CommandHandler from "@eventfold/core/CommandHandler"
-import * as Decider from "@eventfold/core/Decider"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as SnapshotStore from "@eventfold/core/SnapshotStore"
@@ -37,31 +35,19 @@ const STREAM_EVENTS = 100
 const PAGE = 500
 const STREAM_TYPE = "Account"
 
-class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", { amount: Schema.Number, note: Schema.String }) {}
-class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", { amount: Schema.Number, note: Schema.String }) {}
-const AccountEvent = Schema.Union(Deposited, Withdrawn)
-type AccountEvent = typeof AccountEvent.Type
-
 const AccountState = Schema.Struct({ balance: Schema.Number, events: Schema.Number })
 type AccountState = typeof AccountState.Type
 
-const decider = Decider.make<AccountState, { readonly _tag: "Noop" }, AccountEvent>({
+/** Loads replay every event; the snapshotting twin (same stream type) only writes the snapshots the seed leaves. */
+const { replaying, snapshotting } = util.accountAggregates({
+  name: STREAM_TYPE,
+  state: AccountState,
   initialState: { balance: 0, events: 0 },
   evolve: (state, event) => ({
     balance: event._tag === "Deposited" ? state.balance + event.amount : state.balance - event.amount,
     events: state.events + 1
   }),
-  decide: () => Effect.succeed([])
-})
-
-/** Loads replay every event; the snapshotting twin (same stream type) only writes the snapshots the seed leaves. */
-const replaying = Aggregate.make({ name: STREAM_TYPE, decider, events: AccountEvent, state: AccountState })
-const snapshotting = Aggregate.make({
-  name: STREAM_TYPE,
-  decider,
-  events: AccountEvent,
-  state: AccountState,
-  snapshot: { every: STREAM_EVENTS, schemaVersion: 1, mode: "manual" }
+  every: STREAM_EVENTS
 })
 
 const metadata = { correlationId: "bench" }
@@ -93,7 +79,7 @@ interface Stack {
   readonly runtime: Runtime
   readonly store: EventStore.EventStore["Type"]
   readonly snapshots: SnapshotStore.SnapshotStore["Type"]
-  readonly handler: CommandHandler.CommandHandler<AccountState, { readonly _tag: "Noop" }, AccountEvent, never>
+  readonly handler: CommandHandler.CommandHandler<AccountState, util.Noop, util.AccountEvent, never>
   /** Multi-tenant: `Tenant.with("tenant-t")`. Single-tenant: as it is (the default tenant). */
   readonly inTenant: (t: number) => <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
 }
@@ -247,12 +233,6 @@ const measure = (
   return () => runtime.runPromise(util.throughputEffect(options, (worker) => op(worker, counts[worker]!++)))
 }
 
-const median = (values: ReadonlyArray<number>): number => {
-  const sorted = [...values].sort((a, b) => a - b)
-  const mid = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
-}
-
 /** 100 streams of `STREAM_EVENTS` events (10 per tenant, interleaved in the feed), each with a snapshot at its head. */
 const seed = (stack: Stack) =>
   Effect.gen(function*() {
@@ -349,11 +329,11 @@ export const main = async (ctx: { readonly serverUrl: string }): Promise<void> =
           perRound[i]!.push((await contenders[i]!()).perSecond)
         }
       }
-      const [single, multi, rls] = perRound.map(median) as [number, number, number]
+      const [single, multi, rls] = perRound.map(util.median) as [number, number, number]
       // Ratios are medians of the per-round ratios: the contenders of a round ran back to back, so a slow phase of
       // the machine hits both sides of each ratio.
       const ratios = [[1, 0], [2, 0], [2, 1]].map(([a, b]) =>
-        median(perRound[a!]!.map((value, round) => value / perRound[b!]![round]!))
+        util.median(perRound[a!]!.map((value, round) => value / perRound[b!]![round]!))
       ) as [number, number, number]
       summary.push({ workload, medians: [single, multi, rls], ratios })
       rows.push([

@@ -1,10 +1,13 @@
 /**
- * Small helpers shared by the benchmarks: a throwaway database, throughput and latency measurement, and a plain-text
- * table. Benchmarks print; they never assert on time.
+ * Small helpers shared by the benchmarks: a throwaway database, the account events and aggregates they append and
+ * load, throughput and latency measurement, and a plain-text table. Benchmarks print; they never assert on time.
  *
  * @since 0.1.0
  */
+import * as Aggregate from "@eventfold/core/Aggregate"
+import * as Decider from "@eventfold/core/Decider"
 import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
 import pg from "pg"
 
 /**
@@ -85,6 +88,85 @@ export const describeServer = (url: string): Promise<string> =>
       ? `PostgreSQL ${row.version}, synchronous_commit=${row.sync}, fsync=${row.fsync}`
       : "PostgreSQL (unknown version)"
   })
+
+/**
+ * A deposit to a benchmark account: with `Withdrawn`, the events the benchmarks append, decode and fold.
+ *
+ * @since 0.3.0
+ * @category accounts
+ */
+export class Deposited extends Schema.TaggedClass<Deposited>()("Deposited", {
+  amount: Schema.Number,
+  note: Schema.String
+}) {}
+
+/**
+ * A withdrawal from a benchmark account.
+ *
+ * @since 0.3.0
+ * @category accounts
+ */
+export class Withdrawn extends Schema.TaggedClass<Withdrawn>()("Withdrawn", {
+  amount: Schema.Number,
+  note: Schema.String
+}) {}
+
+/**
+ * Either account event, as an aggregate decodes it (a `Schema.Union` of `TaggedClass`es).
+ *
+ * @since 0.3.0
+ * @category accounts
+ */
+export const AccountEvent = Schema.Union(Deposited, Withdrawn)
+
+/**
+ * @since 0.3.0
+ * @category accounts
+ */
+export type AccountEvent = typeof AccountEvent.Type
+
+/**
+ * The only command of the benchmark aggregates: they are loaded, never asked to decide.
+ *
+ * @since 0.3.0
+ * @category accounts
+ */
+export interface Noop {
+  readonly _tag: "Noop"
+}
+
+/**
+ * The two account aggregates a load benchmark compares, with one stream type and one decider: `replaying` folds every
+ * event; `snapshotting` also reads snapshots and writes one every `every` events, only when asked ("manual" mode,
+ * `CommandHandler.snapshot`).
+ *
+ * @since 0.3.0
+ * @category accounts
+ */
+export const accountAggregates = <State, StateEncoded>(options: {
+  readonly name: string
+  readonly state: Schema.Schema<State, StateEncoded>
+  readonly initialState: State
+  readonly evolve: (state: State, event: AccountEvent) => State
+  readonly every: number
+}) => {
+  const decider = Decider.make<State, Noop, AccountEvent>({
+    initialState: options.initialState,
+    evolve: options.evolve,
+    decide: () => Effect.succeed([])
+  })
+  const { name, state } = options
+  return {
+    replaying: Aggregate.make({ name, decider, events: AccountEvent, state }),
+    snapshotting: Aggregate.make({
+      name,
+      decider,
+      events: AccountEvent,
+      state,
+      snapshot: { every: options.every, schemaVersion: 1, mode: "manual" }
+    })
+  }
+}
 
 /**
  * A throughput measurement: units of work (appends, events) per second over the measured window.
@@ -198,7 +280,13 @@ export const medianMs = async (
   return times.map(median)
 }
 
-const median = (values: Array<number>): number => {
+/**
+ * The median of some measurements (of their middle two when their number is even).
+ *
+ * @since 0.3.0
+ * @category measuring
+ */
+export const median = (values: ReadonlyArray<number>): number => {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2

@@ -319,7 +319,10 @@ export const make = <E, R>(
       checkpoints,
       progress,
       handler: options.handler,
-      stopped: (stop) => new SubscriptionStopped({ subscriptionId: id, ...stop })
+      stopped: (stop) => new SubscriptionStopped({ subscriptionId: id, ...stop }),
+      eventTenant: Either.isRight(scope) && scope.right === Tenant.allScope
+        ? (mode === "multi" ? "always" : "named")
+        : "never"
     })
     const running = yield* Effect.makeSemaphore(1)
 

@@ -358,10 +358,13 @@ export const make = (
         const limit = yield* prepare.validateReadAll(readOptions, 1000)
         const scope = yield* Tenant.resolveScope(mode, "readAll", readOptions)
         const after = readOptions.after ?? Position.start
+        const oneTenant = scope !== Tenant.allScope
+        // One tenant's page names it as a one-element array and first in ORDER BY: only events_tenant_feed_idx gives
+        // that order, so the planner cannot walk the whole feed's index instead (see read_all in 0007_tenancy.sql).
         const filters = [
           readOptions.eventTypes ? sql`AND event_type = ANY(${readOptions.eventTypes}::text[])` : sql``,
           readOptions.streamTypes ? sql`AND stream_type = ANY(${readOptions.streamTypes}::text[])` : sql``,
-          scope === Tenant.allScope ? sql`` : sql`AND tenant_id = ${scope}`
+          oneTenant ? sql`AND tenant_id = ANY(${[scope]}::text[])` : sql``
         ]
         // Only rows of transactions older than every running one: a row that commits later can never appear
         // behind a checkpoint already handed out.
@@ -375,7 +378,7 @@ export const make = (
           WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
             ${filters[0]} ${filters[1]} ${filters[2]}
-          ORDER BY transaction_id, global_position
+          ORDER BY ${oneTenant ? sql`tenant_id, ` : sql``}transaction_id, global_position
           LIMIT ${limit}`).pipe(Effect.mapError(storeError("readAll")))
         return yield* decodeEventRows("readAll", rows)
       }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))

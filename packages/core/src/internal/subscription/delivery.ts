@@ -46,19 +46,29 @@ export const make = <E, R>(options: {
   readonly progress: Progress.Progress
   readonly handler: (event: RecordedEvent.RecordedEvent) => Effect.Effect<void, E, R>
   readonly stopped: (stop: Stop) => Subscription.SubscriptionStopped
+  /**
+   * Which events the handler must be given their tenant for: none when the subscription runs in one tenant (its run
+   * already has it); across tenants, every event in `multi` mode and those of named tenants in `single` mode (where
+   * no tenant means the default one).
+   */
+  readonly eventTenant: "never" | "named" | "always"
 }): Delivery<R> => {
-  const { checkpoints, handler, progress, settings, stopped } = options
+  const { checkpoints, eventTenant, handler, progress, settings, stopped } = options
   const { id, owner, policy, transaction, transactional } = settings
 
-  // The context is provided once around `run`, not per event: providing per call costs more than the handler.
-  // The handler runs in the event's tenant, so its writes through eventfold land there (matters across tenants).
+  // The context is provided once around `run`, not per event: providing per call costs more than the handler (it
+  // halved catch-up). Only a subscription across tenants gives each event's handler the event's tenant, so that its
+  // writes through eventfold land there.
+  const inTenant = (event: RecordedEvent.RecordedEvent) =>
+    eventTenant === "always" || (eventTenant === "named" && event.tenantId !== Tenant.defaultId)
   const invoke = (event: RecordedEvent.RecordedEvent): Effect.Effect<void, HandlerFailed, R> =>
-    handler(event).pipe(
-      Effect.provideService(Tenant.CurrentTenant, Option.some(event.tenantId)),
-      Effect.catchAllCause((cause) =>
-        Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(new HandlerFailed({ cause }))
+    (inTenant(event)
+      ? Effect.provideService(handler(event), Tenant.CurrentTenant, Option.some(event.tenantId))
+      : handler(event)).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(new HandlerFailed({ cause }))
+        )
       )
-    )
 
   // `work`, then the checkpoint advance `from` → `to`: in one transaction when there is one; without, only the
   // advance is guarded (the handler's writes are at-least-once anyway).
