@@ -85,8 +85,7 @@ const feedOf = (streamType: string, count: number, options: EventStore.ReadAllOp
       store.readAll({ ...options, streamTypes: [streamType], limit: 10_000 }).pipe(
         Effect.filterOrFail((events) => events.length >= count, () => "not yet" as const),
         Effect.retry({ while: (e) => e === "not yet", schedule: Schedule.spaced("20 millis") }),
-        Effect.timeout("20 seconds"),
-        Effect.orDie
+        Effect.timeout("20 seconds")
       )
   )
 
