@@ -21,7 +21,8 @@ export const examples: ReadonlyArray<string> = [
   "configuration",
   "idempotency",
   "transactions",
-  "tenancy"
+  "tenancy",
+  "tenantMove"
 ]
 
 /** Some examples exited non-zero. */

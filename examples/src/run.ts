@@ -33,19 +33,25 @@ export type Switches = Omit<PgEventfold.Options, "database">
 /**
  * Runs a program that needs the eventfold services on the whole PostgreSQL stack, migrating at startup (the URL's
  * user owns the schema: a superuser for the embedded server). `setup` runs first on the same stack: the DDL of the
- * example's own tables, which an application would run as a migration.
+ * example's own tables, which an application would run as a migration. A program that opens stacks of its own on the
+ * same database is a function of the pool's options.
  */
 export const onPostgres = <A, E, E2 = never>(
-  program: Effect.Effect<A, E, PgEventfold.Services>,
+  program:
+    | Effect.Effect<A, E, PgEventfold.Services>
+    | ((database: PgDatabase.Options) => Effect.Effect<A, E, PgEventfold.Services>),
   options?: {
     readonly switches?: Switches | undefined
     readonly setup?: Effect.Effect<void, E2, PgEventfold.Services> | undefined
   }
 ) =>
-  Effect.flatMap(database, (url) =>
-    Effect.zipRight(options?.setup ?? Effect.void, program).pipe(
-      Effect.provide(PgEventfold.layer({ ...options?.switches, database: { url } }))
-    ))
+  Effect.flatMap(
+    database,
+    (url) =>
+      Effect.zipRight(options?.setup ?? Effect.void, Effect.isEffect(program) ? program : program({ url })).pipe(
+        Effect.provide(PgEventfold.layer({ ...options?.switches, database: { url } }))
+      )
+  )
 
 /**
  * Runs `main` with its title as a Node program when this module is the one Node was started with (not when a test
