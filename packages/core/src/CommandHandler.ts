@@ -24,7 +24,9 @@ import * as EventStore from "./EventStore.js"
 import * as EventValidation from "./EventValidation.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import * as idempotency from "./internal/idempotency.js"
+import * as keyedLock from "./internal/keyedLock.js"
 import * as loader from "./internal/load.js"
+import { streamKey } from "./internal/streamKey.js"
 import type * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
@@ -167,6 +169,9 @@ export const make = <
   Effect.gen(function*() {
     const store = yield* EventStore.EventStore
     const retry = options?.retry ?? defaultRetry
+    // Commands for one stream in this process run one at a time, so they never conflict with each other: only
+    // another process can cause a ConcurrencyConflict. Shared by every handler on this store.
+    const streamLock = keyedLock.forStore(store)
     const streamType = aggregate.name
     const snapshotStore = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
     const policy = aggregate.snapshot
@@ -377,9 +382,17 @@ export const make = <
           : Effect.map(attempt(id, command, handleOptions, metadata, undefined), ({ handled }) => handled)
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
         const pinned = handleOptions?.expectedVersion
-        return pinned !== undefined && pinned._tag !== "Any"
+        const run = pinned !== undefined && pinned._tag !== "Any"
           ? once
           : once.pipe(Effect.retry({ schedule: retry, while: (e) => isConflict(e) }))
+        // Without a valid tenant there is nothing to lock: the command fails on its first read.
+        return Effect.flatMap(
+          Effect.either(Tenant.resolve(store.tenancy, "handle")),
+          (tenant) =>
+            Either.isRight(tenant)
+              ? streamLock.withLock(streamKey(tenant.right, { streamType, streamId: id }))(run)
+              : run
+        )
       }).pipe(Effect.withSpan("CommandHandler.handle", { attributes: { streamType, streamId: id } }))
 
     const snapshot = (id: string): Effect.Effect<Option.Option<SnapshotStore.Snapshot>, SnapshotError> =>

@@ -330,8 +330,11 @@ layer(StoresLive, { excludeTestServices: true, timeout: "120 seconds" })(
               Effect.zipRight(pgSnapshots.save(options))
             )
         })
+        // Another process: its own view of the store (commands of one process on one stream take turns).
+        const events = yield* EventStore.EventStore
         const slow = yield* CommandHandler.make(aggregate).pipe(
-          Effect.provideService(SnapshotStore.SnapshotStore, gated)
+          Effect.provideService(SnapshotStore.SnapshotStore, gated),
+          Effect.provideService(EventStore.EventStore, EventStore.EventStore.of({ ...events }))
         )
         const fast = yield* CommandHandler.make(aggregate)
         const slowHandle = yield* Effect.fork(slow.handle("s-1", post(1, 2)))
