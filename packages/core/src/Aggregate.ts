@@ -6,10 +6,10 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
-import * as Schema from "effect/Schema"
+import type * as Schema from "effect/Schema"
 import type * as Decider from "./Decider.js"
-import * as Errors from "./Errors.js"
+import type * as Errors from "./Errors.js"
+import * as EventCodec from "./EventCodec.js"
 import type * as RecordedEvent from "./RecordedEvent.js"
 
 /**
@@ -36,6 +36,8 @@ export interface SnapshotPolicy {
 export interface EncodedEvent {
   readonly type: string
   readonly payload: unknown
+  /** The type's current version (see `EventCodec`), written to the event's `schemaVersion`. */
+  readonly schemaVersion: number
 }
 
 /**
@@ -54,9 +56,12 @@ export interface Aggregate<
   readonly name: string
   readonly decider: Decider.Decider<State, Command, Event, DomainError>
   readonly events: Schema.Schema<Event, EventEncoded>
+  /** The events' Schema with their versions and former names: encodes at the current version, upcasts on read. */
+  readonly codec: EventCodec.EventCodec<Event, EventEncoded>
   readonly state: Schema.Schema<State, StateEncoded> | undefined
   readonly snapshot: SnapshotPolicy | undefined
   readonly encodeEvent: (event: Event) => Effect.Effect<EncodedEvent, Errors.EventEncodeError>
+  /** Upcasts a stored event of any version or former name to its current type and decodes it. */
   readonly decodeEvent: (event: RecordedEvent.RecordedEvent) => Effect.Effect<Event, Errors.EventDecodeError>
   /** The same as `decodeEvent`, synchronously: folding thousands of events should not pay for an Effect each. */
   readonly decodeEventEither: (event: RecordedEvent.RecordedEvent) => Either.Either<Event, Errors.EventDecodeError>
@@ -70,9 +75,15 @@ export declare namespace Aggregate {
   /** Any aggregate. */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   export type Any = Aggregate<any, any, any, any, any, any>
+  /** The event union of an aggregate. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  export type Event<A> = A extends Aggregate<any, any, infer E, any, any, any> ? E : never
+  /** The event type names (tags) of an aggregate. */
+  export type EventType<A> = Event<A>["_tag"]
+  /** The state of an aggregate. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  export type State<A> = A extends Aggregate<infer S, any, any, any, any, any> ? S : never
 }
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
 
 /**
  * @since 0.1.0
@@ -89,6 +100,11 @@ export const make = <
   readonly name: string
   readonly decider: Decider.Decider<State, Command, Event, DomainError>
   readonly events: Schema.Schema<Event, EventEncoded>
+  /**
+   * How the events' shapes changed over time: per type, its upcasters from each older version and its former names
+   * (see `EventCodec`). Every read path (loads, typed reads, typed subscriptions) upcasts through it.
+   */
+  readonly evolution?: EventCodec.Evolution<Event> | undefined
   readonly state?: Schema.Schema<State, StateEncoded> | undefined
   readonly snapshot?: SnapshotPolicy | undefined
 }): Aggregate<State, Command, Event, DomainError, EventEncoded, StateEncoded> => {
@@ -100,51 +116,19 @@ export const make = <
     }
   }
   // Compiled once: decoding is on the hot path of every load.
-  const encode = Schema.encodeEither(options.events)
-  const decode = Schema.decodeUnknownEither(options.events)
-  const name = options.name
-
-  const encodeEvent = (event: Event): Effect.Effect<EncodedEvent, Errors.EventEncodeError> => {
-    const result = encode(event)
-    if (Either.isLeft(result)) {
-      return Effect.fail(
-        new Errors.EventEncodeError({
-          streamType: name,
-          type: String(event?._tag),
-          issue: ParseResult.TreeFormatter.formatErrorSync(result.left)
-        })
-      )
-    }
-    const { _tag, ...payload } = result.right
-    return Effect.succeed({ type: _tag, payload })
-  }
-
-  const decodeEventEither = (event: RecordedEvent.RecordedEvent): Either.Either<Event, Errors.EventDecodeError> => {
-    const fail = (issue: string) =>
-      Either.left(
-        new Errors.EventDecodeError({
-          streamType: event.streamType,
-          streamId: event.streamId,
-          version: event.version,
-          type: event.type,
-          issue
-        })
-      )
-    if (!isRecord(event.payload)) return fail(`payload must be a JSON object, got ${JSON.stringify(event.payload)}`)
-    const result = decode({ ...event.payload, _tag: event.type })
-    return Either.isRight(result)
-      ? Either.right(result.right)
-      : fail(ParseResult.TreeFormatter.formatErrorSync(result.left))
-  }
+  const codec = EventCodec.make(options.events, options.evolution, options.name)
+  const encodeEvent = (event: Event): Effect.Effect<EncodedEvent, Errors.EventEncodeError> =>
+    Either.match(codec.encode(event), { onLeft: Effect.fail, onRight: Effect.succeed })
 
   return {
-    name,
+    name: options.name,
     decider: options.decider,
     events: options.events,
+    codec,
     state: options.state,
     snapshot: options.snapshot,
     encodeEvent,
-    decodeEvent: (event) => Either.match(decodeEventEither(event), { onLeft: Effect.fail, onRight: Effect.succeed }),
-    decodeEventEither
+    decodeEvent: (event) => Either.match(codec.decode(event), { onLeft: Effect.fail, onRight: Effect.succeed }),
+    decodeEventEither: codec.decode
   }
 }

@@ -84,6 +84,27 @@ export interface LoadResult<State> {
 }
 
 /**
+ * Which state to load: the current one (no option), the one the stream had at a version, or the one it had at a
+ * time. At most one of them.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface LoadOptions {
+  /**
+   * The state after the events up to this version (all of them when the stream is shorter; 0: the initial state).
+   * Uses the latest snapshot when it is at or below this version.
+   */
+  readonly atVersion?: number | undefined
+  /**
+   * The state as of this time: the fold of the longest prefix of the stream recorded at or before it (a stream's
+   * events are recorded in version order, so this is every event recorded by then). Uses the latest snapshot when
+   * its event was recorded by then.
+   */
+  readonly asOf?: Date | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -118,7 +139,8 @@ export interface CommandHandler<State, Command, Event, DomainError> {
     command: Command,
     options?: HandleOptions
   ) => Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>>
-  readonly load: (id: string) => Effect.Effect<LoadResult<State>, LoadError>
+  /** The stream's state now, or at a version or a time (`LoadOptions`). */
+  readonly load: (id: string, options?: LoadOptions) => Effect.Effect<LoadResult<State>, LoadError>
   /**
    * Snapshots the stream's current state now, whatever the policy's mode. Returns the stored snapshot, or None when
    * the stream does not exist or the store already holds one as new. Fails with `InvalidInput` when the aggregate
@@ -284,6 +306,7 @@ export const make = <
           events: encoded.map((e, i) => ({
             type: e.type,
             payload: e.payload,
+            schemaVersion: e.schemaVersion,
             metadata,
             ...(key ? { eventId: idempotency.eventId(key.tenantId, streamType, id, key.key, i) } : {})
           }))
@@ -413,7 +436,41 @@ export const make = <
         )
       }).pipe(Effect.withSpan("CommandHandler.snapshot", { attributes: { streamType, streamId: id, mode: "manual" } }))
 
-    return { handle, load: (id) => load(id), snapshot }
+    const loadAt = (id: string, at?: LoadOptions): Effect.Effect<LoadResult<State>, LoadError> => {
+      if (at?.atVersion === undefined && at?.asOf === undefined) return load(id)
+      if (at.atVersion !== undefined && at.asOf !== undefined) {
+        return Effect.fail(new Errors.InvalidInput({ reason: "CommandHandler.load: give atVersion or asOf, not both" }))
+      }
+      if (at.atVersion !== undefined) {
+        return Number.isSafeInteger(at.atVersion) && at.atVersion >= 0
+          ? load(id, at.atVersion)
+          : Effect.fail(
+            new Errors.InvalidInput({
+              reason: `CommandHandler.load: atVersion must be a non-negative integer, got ${at.atVersion}`
+            })
+          )
+      }
+      const asOf = at.asOf!
+      return asOf instanceof Date && !Number.isNaN(asOf.getTime())
+        ? loader.loadAsOf(store, snapshots, aggregate, id, asOf)
+        : Effect.fail(new Errors.InvalidInput({ reason: "CommandHandler.load: asOf must be a valid Date" }))
+    }
+
+    return {
+      handle,
+      load: (id, at) =>
+        loadAt(id, at).pipe(
+          Effect.withSpan("CommandHandler.load", {
+            attributes: {
+              streamType,
+              streamId: id,
+              ...(at?.atVersion === undefined ? {} : { atVersion: at.atVersion }),
+              ...(at?.asOf === undefined ? {} : { asOf: String(at.asOf) })
+            }
+          })
+        ),
+      snapshot
+    }
   })
 
 /** An idempotency key and the fingerprint of the command it was given with. */

@@ -127,7 +127,25 @@ export class TenantUnavailable extends Schema.TaggedError<TenantUnavailable>()("
 }
 
 /**
- * A stored event could not be decoded with the aggregate's Schema: a malformed payload or an unknown type.
+ * Why a stored event could not be decoded: its type is neither a current type nor a former name of one
+ * (`unknown-type`); it was written by newer code, at a schema version above the current one (`newer-version`); an
+ * upcaster threw or returned something other than an object (`upcast`); or its payload does not match the Schema
+ * (`payload`).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export const DecodeFailure = Schema.Literal("unknown-type", "newer-version", "upcast", "payload")
+
+/**
+ * @since 0.4.0
+ * @category models
+ */
+export type DecodeFailure = typeof DecodeFailure.Type
+
+/**
+ * A stored event could not be decoded with the aggregate's Schema: a malformed payload, an unknown type, a schema
+ * version newer than the code, or a failing upcaster (`reason`).
  *
  * @since 0.1.0
  * @category errors
@@ -138,7 +156,11 @@ export class EventDecodeError extends Schema.TaggedError<EventDecodeError>()("Ev
   version: Schema.Number,
   type: Schema.String,
   /** The formatted Schema issue. */
-  issue: Schema.String
+  issue: Schema.String,
+  /** Why; absent on errors built before 0.4.0, which were all `payload` or `unknown-type`. */
+  reason: Schema.optional(DecodeFailure),
+  /** The stored event's schema version. */
+  schemaVersion: Schema.optional(Schema.Number)
 }) {
   override get message(): string {
     return `Cannot decode event ${this.type} at ${this.streamType}/${this.streamId}@${this.version}: ${this.issue}`

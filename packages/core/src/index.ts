@@ -14,6 +14,18 @@ export * as Decider from "./Decider.js"
 export * from "./Errors.js"
 /** @since 0.1.0 */
 export * as EventMetadata from "./EventMetadata.js"
+/**
+ * Versioned events: current shapes, upcasters and former names.
+ *
+ * @since 0.4.0
+ */
+export * as EventCodec from "./EventCodec.js"
+/**
+ * Typed reads of streams and the feed, and typed subscription handlers.
+ *
+ * @since 0.4.0
+ */
+export * as EventQuery from "./EventQuery.js"
 /** @since 0.1.0 */
 export * as EventStore from "./EventStore.js"
 /** @since 0.1.0 */

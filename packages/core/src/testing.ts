@@ -23,3 +23,11 @@ export * as EventStoreInputContract from "./EventStoreInputContract.js"
 export * as CommandHandlerContract from "./CommandHandlerContract.js"
 /** @since 0.3.0 */
 export * as TenancyContract from "./TenancyContract.js"
+/**
+ * The schema change guard: fails a test when an event Schema changes without a version bump.
+ *
+ * @since 0.4.0
+ */
+export * as SchemaGuard from "./SchemaGuard.js"
+/** @since 0.4.0 */
+export * as EvolutionContract from "./EvolutionContract.js"

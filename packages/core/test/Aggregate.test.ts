@@ -79,7 +79,8 @@ describe("Aggregate", () => {
         const encoded = yield* Account.encodeEvent(deposited)
         assert.deepStrictEqual(encoded, {
           type: "Deposited",
-          payload: { amount: "12345678901234567890", at: "2024-02-29T23:59:59.123Z" }
+          payload: { amount: "12345678901234567890", at: "2024-02-29T23:59:59.123Z" },
+          schemaVersion: 1
         })
       }))
 
@@ -99,7 +100,7 @@ describe("Aggregate", () => {
     it.effect("round-trips an event with no fields", () =>
       Effect.gen(function*() {
         const encoded = yield* Account.encodeEvent(new Closed())
-        assert.deepStrictEqual(encoded, { type: "Closed", payload: {} })
+        assert.deepStrictEqual(encoded, { type: "Closed", payload: {}, schemaVersion: 1 })
         assert.deepStrictEqual(yield* Account.decodeEvent(recorded("Closed", {})), new Closed())
       }))
 

@@ -159,3 +159,84 @@ export const loadWithSnapshot = <State>(
       )
     )
   })
+
+/** @internal Events read per round trip by a point-in-time load, which stops at the first event after its time. */
+const AS_OF_PAGE = 1000
+
+/**
+ * @internal Folds the events after `from` recorded at or before `asOf`, stopping at the first one recorded after it:
+ * the longest prefix of the stream recorded by then. With `prove`, the first event read must be the one at
+ * `from.version` (a snapshot's), recorded by `asOf`; None when it is not, so the caller replays from the start.
+ */
+const foldAsOf = <State>(
+  store: EventStore.EventStore["Type"],
+  aggregate: Aggregate.Aggregate.Any,
+  id: string,
+  from: Loaded<State>,
+  asOf: Date,
+  prove: boolean
+): Effect.Effect<
+  Option.Option<Loaded<State>>,
+  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+> => {
+  const limit = asOf.getTime()
+  const page = (loaded: Loaded<State>, first: boolean): Effect.Effect<
+    Option.Option<Loaded<State>>,
+    Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  > =>
+    store.readStream({
+      streamType: aggregate.name,
+      streamId: id,
+      fromVersion: first && prove ? loaded.version : loaded.version + 1,
+      limit: AS_OF_PAGE
+    }).pipe(
+      Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
+      Effect.flatMap((events) => {
+        let rest = events
+        if (first && prove) {
+          const head = events[0]
+          if (head === undefined || head.version !== loaded.version || head.recordedAt.getTime() > limit) {
+            return Effect.succeedNone
+          }
+          rest = events.slice(1)
+        }
+        const cut = rest.findIndex((e) => e.recordedAt.getTime() > limit)
+        const folded = foldEvents<State>(aggregate, cut === -1 ? rest : rest.slice(0, cut), loaded)
+        if (Either.isLeft(folded)) return Effect.fail(folded.left)
+        return cut === -1 && events.length === AS_OF_PAGE
+          ? page(folded.right, false)
+          : Effect.succeedSome(folded.right)
+      })
+    )
+  return page(from, true)
+}
+
+/**
+ * @internal The state as of a time: the fold of the longest prefix of the stream recorded at or before `asOf`.
+ * Starts from the latest usable snapshot when its own event was recorded by then.
+ */
+export const loadAsOf = <State>(
+  store: EventStore.EventStore["Type"],
+  snapshots: Snapshots<State> | undefined,
+  aggregate: Aggregate.Aggregate.Any,
+  id: string,
+  asOf: Date
+): Effect.Effect<
+  Loaded<State>,
+  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+> => {
+  const initial: Loaded<State> = { state: aggregate.decider.initialState, version: 0 }
+  const replay = Effect.map(
+    foldAsOf(store, aggregate, id, initial, asOf, false),
+    Option.getOrElse(() => initial)
+  )
+  if (snapshots === undefined) return replay
+  return Effect.flatMap(
+    usableSnapshot(snapshots, aggregate, id),
+    (snapshot) =>
+      Option.isNone(snapshot) ? replay : Effect.flatMap(
+        foldAsOf(store, aggregate, id, snapshot.value, asOf, true),
+        Option.match({ onNone: () => replay, onSome: Effect.succeed })
+      )
+  )
+}
