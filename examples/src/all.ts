@@ -22,7 +22,8 @@ export const examples: ReadonlyArray<string> = [
   "idempotency",
   "transactions",
   "tenancy",
-  "tenantMove"
+  "tenantMove",
+  "evolution"
 ]
 
 /** Some examples exited non-zero. */
