@@ -41,6 +41,30 @@ const feedShowing = (store: EventStore.EventStore["Type"], streamTypes: Readonly
     Effect.timeout("20 seconds")
   )
 
+/** Every page of the feed for these options, read `limit` events at a time from the start, each after the last. */
+const readPaged = (store: EventStore.EventStore["Type"], options: EventStore.ReadAllOptions, limit: number) =>
+  Effect.gen(function*() {
+    const events: Array<RecordedEvent.RecordedEvent> = []
+    let after = Position.start
+    for (;;) {
+      const page = yield* store.readAll({ ...options, after, limit })
+      events.push(...page)
+      if (page.length < limit) return events
+      after = RecordedEvent.position(page[page.length - 1]!)
+    }
+  })
+
+/** In feed order, each event once. */
+const assertFeedOrder = (events: ReadonlyArray<RecordedEvent.RecordedEvent>, label: string) => {
+  assert.strictEqual(new Set(events.map((e) => e.eventId)).size, events.length, `${label}: an event repeated`)
+  for (let i = 1; i < events.length; i++) {
+    assert.isTrue(
+      Position.isAfter(RecordedEvent.position(events[i]!), RecordedEvent.position(events[i - 1]!)),
+      `${label}: not in feed order at ${i}`
+    )
+  }
+}
+
 /**
  * Registers the contract suite against an EventStore Layer. The Layer is built once for the suite; every test uses
  * its own stream type, so tests never see each other's events.
@@ -427,6 +451,117 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         ])
         const several = yield* store.readAll({ streamTypes: both, eventTypes: ["Closed", "Renamed"] })
         assert.deepStrictEqual(several.map((e) => e.type), ["Closed", "Renamed"])
+      }))
+
+    it.effect("type and stream-type filters page with `after`: in feed order, none skipped or repeated, tenant kept", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const typeA = unique("PagedA")
+        const typeB = unique("PagedB")
+        const tenant = unique("tenant")
+        const [opened, renamed, closed] = [unique("Opened"), unique("Renamed"), unique("Closed")]
+        const kinds = [opened, renamed, opened, closed, renamed]
+        // Interleaved in the feed: both stream types, both tenants, appends of one to three events.
+        for (let i = 0; i < 12; i++) {
+          yield* store.append({
+            ...(i % 3 === 1 ? { tenantId: tenant } : {}),
+            streamType: i % 2 === 0 ? typeA : typeB,
+            streamId: `s-${i % 4}`,
+            events: Array.from({ length: 1 + (i % 3) }, (_, k) => ev(kinds[(i + k) % kinds.length]!, { i, k }))
+          })
+        }
+        const all = yield* feedShowing(store, [typeA, typeB], 24)
+        assert.strictEqual(all.length, 24)
+        // More than 16 types too: a store may read few types another way than many.
+        const many = [...Array.from({ length: 18 }, (_, i) => unique(`Absent${i}`)), closed]
+        const cases: ReadonlyArray<
+          readonly [string, EventStore.ReadAllOptions, (e: RecordedEvent.RecordedEvent) => boolean]
+        > = [
+          ["one event type", { eventTypes: [renamed] }, (e) => e.type === renamed],
+          ["two event types", { eventTypes: [opened, closed] }, (e) => e.type === opened || e.type === closed],
+          ["repeated event types", { eventTypes: [closed, closed, renamed] }, (e) => e.type !== opened],
+          ["many event types", { eventTypes: many }, (e) => e.type === closed],
+          ["stream type", { streamTypes: [typeB] }, (e) => e.streamType === typeB],
+          [
+            "event and stream types",
+            { eventTypes: [opened, renamed], streamTypes: [typeA] },
+            (e) => e.streamType === typeA && e.type !== closed
+          ],
+          [
+            "event types in a tenant",
+            { tenantId: tenant, eventTypes: [opened, closed] },
+            (e) => e.tenantId === tenant && e.type !== renamed
+          ],
+          [
+            "stream types in a tenant",
+            { tenantId: tenant, streamTypes: [typeA, typeB] },
+            (e) => e.tenantId === tenant
+          ]
+        ]
+        for (const [label, options, keep] of cases) {
+          const expected = all.filter(keep).map((e) => e.eventId)
+          assert.isAbove(expected.length, 1, label)
+          for (const limit of [1, 2, 5]) {
+            const read = yield* readPaged(store, options, limit)
+            assertFeedOrder(read, `${label}, pages of ${limit}`)
+            assert.deepStrictEqual(read.map((e) => e.eventId), expected, `${label}, pages of ${limit}`)
+          }
+        }
+        assert.deepStrictEqual(yield* store.readAll({ eventTypes: [] }), [])
+        assert.deepStrictEqual(yield* store.readAll({ streamTypes: [] }), [])
+        assert.deepStrictEqual(yield* store.readAll({ eventTypes: [opened], streamTypes: [] }), [])
+      }))
+
+    it.effect("since: only events recorded at or after the time, in feed order, paging with `after`", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Since")
+        const tenant = unique("tenant")
+        const [early, middle, late] = [unique("Early"), unique("Middle"), unique("Late")]
+        // Appends well apart in time, so that the times before and from `since` differ.
+        yield* store.append({ streamType, streamId: "a", events: [ev(early), ev(early)] })
+        yield* Effect.sleep("20 millis")
+        yield* store.append({ tenantId: tenant, streamType, streamId: "b", events: [ev(middle), ev(middle)] })
+        yield* store.append({ streamType, streamId: "a", events: [ev(middle)] })
+        yield* Effect.sleep("20 millis")
+        yield* store.append({ tenantId: tenant, streamType, streamId: "b", events: [ev(late), ev(middle)] })
+        const all = yield* feedShowing(store, [streamType], 7)
+        assert.strictEqual(all.length, 7)
+        // Times as the store recorded them, so that no clock other than the store's counts.
+        const since = all[2]!.recordedAt
+        assert.isBelow(all[1]!.recordedAt.getTime(), since.getTime())
+        const fromSince = (e: RecordedEvent.RecordedEvent) => e.recordedAt.getTime() >= since.getTime()
+        const cases: ReadonlyArray<
+          readonly [string, EventStore.ReadAllOptions, (e: RecordedEvent.RecordedEvent) => boolean]
+        > = [
+          ["since", { streamTypes: [streamType], since }, fromSince],
+          ["since, one event type", { eventTypes: [late, early], since }, (e) => e.type === late],
+          ["since, in a tenant", { tenantId: tenant, since }, (e) => fromSince(e) && e.tenantId === tenant],
+          [
+            "since, stream and event type",
+            { streamTypes: [streamType], eventTypes: [middle], since },
+            (e) => fromSince(e) && e.type === middle
+          ],
+          ["since the first event", { streamTypes: [streamType], since: all[0]!.recordedAt }, () => true]
+        ]
+        for (const [label, options, keep] of cases) {
+          const expected = all.filter(keep).map((e) => e.eventId)
+          for (const limit of [1, 2, 1000]) {
+            const read = yield* readPaged(store, options, limit)
+            assertFeedOrder(read, `${label}, pages of ${limit}`)
+            assert.deepStrictEqual(read.map((e) => e.eventId), expected, `${label}, pages of ${limit}`)
+          }
+        }
+        assert.deepStrictEqual(
+          (yield* store.readAll({ streamTypes: [streamType], since })).map((e) => e.type),
+          [middle, middle, middle, late, middle]
+        )
+        const later = new Date(all[all.length - 1]!.recordedAt.getTime() + 1)
+        assert.deepStrictEqual(yield* store.readAll({ streamTypes: [streamType], since: later }), [])
+        for (const since of [new Date(Number.NaN), new Date(-8.64e15)]) {
+          const invalid = yield* Effect.flip(store.readAll({ streamTypes: [streamType], since }))
+          assert.strictEqual(invalid._tag, "InvalidInput", String(since.getTime()))
+        }
       }))
 
     it.effect("bad input fails with InvalidInput and writes nothing", () =>

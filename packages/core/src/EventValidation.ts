@@ -141,7 +141,28 @@ const filterProblem = (values: ReadonlyArray<string> | undefined, what: string):
 }
 
 /**
- * Checks a feed read (its filters and limit) and returns its limit, `defaultLimit` when none is given.
+ * The earliest time PostgreSQL's `timestamptz` holds (4714-11-24 BC, UTC), in epoch milliseconds.
+ *
+ * @since 0.4.0
+ */
+export const MIN_TIME_MILLIS = -210_866_803_200_000
+
+/**
+ * Checks the `since` of a feed read: a valid `Date` that PostgreSQL can compare (from 4714 BC; JavaScript dates end
+ * before PostgreSQL's do).
+ *
+ * @since 0.4.0
+ */
+export const validateSince = (since: Date | undefined): Effect.Effect<void, Errors.InvalidInput> => {
+  if (since === undefined) return Effect.void
+  const time = since instanceof Date ? since.getTime() : Number.NaN
+  if (Number.isNaN(time)) return invalid(`since must be a valid Date, got ${String(since)}`)
+  if (time < MIN_TIME_MILLIS) return invalid(`since must not be before 4714-11-24 BC, got ${since.toISOString()}`)
+  return Effect.void
+}
+
+/**
+ * Checks a feed read (its filters, `since` and limit) and returns its limit, `defaultLimit` when none is given.
  *
  * @since 0.2.0
  */
@@ -149,7 +170,10 @@ export const validateReadAll = (
   options: EventStore.ReadAllOptions,
   defaultLimit: number
 ): Effect.Effect<number, Errors.InvalidInput> =>
-  Effect.zipRight(validateFilter(options), validateLimit(options.limit, defaultLimit))
+  Effect.zipRight(
+    Effect.zipRight(validateFilter(options), validateSince(options.since)),
+    validateLimit(options.limit, defaultLimit)
+  )
 
 /**
  * Replaces what PostgreSQL text cannot hold (NUL characters and lone surrogates) with U+FFFD, for free-form
