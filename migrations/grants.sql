@@ -36,7 +36,16 @@ GRANT INSERT ON :"schema".dead_letters TO :"role";
 -- append_events they run with the caller's privileges, so the table grants above are what they need.
 GRANT EXECUTE ON FUNCTION :"schema".read_stream TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".read_all TO :"role";
+-- The statement of a feed page, which read_all runs (0008).
+GRANT EXECUTE ON FUNCTION :"schema".read_all_query TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".load_snapshot TO :"role";
+-- Stream lifecycle (0009). truncate_stream and expire_events delete events, which this role may not: granted so
+-- that they fail with a permission error, not a missing function.
+GRANT EXECUTE ON FUNCTION :"schema".stream_state TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".stream_info TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".change_stream TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".truncate_stream TO :"role";
+GRANT EXECUTE ON FUNCTION :"schema".expire_events TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".enter_tenant TO :"role";
 -- The feed head over every tenant (a position, never an event), which tenant-scoped subscriptions need under
 -- row-level security; it runs with the owner's rights, so it is granted by name.
@@ -45,3 +54,10 @@ GRANT EXECUTE ON FUNCTION :"schema".feed_head() TO :"role";
 -- table above, named here because appends fail without it). The role never writes it, nor tenant_moves: moving a
 -- tenant (PgTenantMove) is the owner's work.
 GRANT SELECT ON :"schema".tenant_blocks TO :"role";
+-- BEGIN personal data (0010) ---------------------------------------------------------------------------------------
+-- The per-subject keys and the audit trail of forgotten subjects (PgKeyStore). The role creates and rotates keys
+-- (INSERT) and forgets subjects (DELETE of their keys, INSERT of the audit row); it never changes a key, and never
+-- changes or deletes an audit row. SELECT comes with every table above.
+GRANT INSERT, DELETE ON :"schema".subject_keys TO :"role";
+GRANT INSERT ON :"schema".forgotten_subjects TO :"role";
+-- END personal data (0010) -----------------------------------------------------------------------------------------

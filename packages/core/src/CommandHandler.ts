@@ -30,6 +30,7 @@ import { streamKey } from "./internal/streamKey.js"
 import type * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
+import * as StreamLifecycle from "./StreamLifecycle.js"
 import * as Tenant from "./Tenant.js"
 
 /**
@@ -108,7 +109,14 @@ export interface LoadOptions {
  * @since 0.1.0
  * @category models
  */
-export type LoadError = Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+export type LoadError =
+  | Errors.EventDecodeError
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
+  | Errors.StreamTruncated
+  | Errors.InvalidInput
+  | Tenant.TenantRequired
+  | Errors.StoreError
 
 /**
  * @since 0.1.0
@@ -196,6 +204,8 @@ export const make = <
     const streamLock = keyedLock.forStore(store)
     const streamType = aggregate.name
     const snapshotStore = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
+    // Tells a stream recreated after a soft delete from a truncated one (see StreamLifecycle).
+    const origin = loader.originOf(yield* Effect.serviceOption(StreamLifecycle.StreamLifecycle))
     const policy = aggregate.snapshot
     if (policy && Option.isNone(snapshotStore)) {
       return yield* new Errors.SnapshotStoreMissing({
@@ -217,8 +227,8 @@ export const make = <
     // The current state, or with `until` the state the stream had at that version.
     const load = (id: string, until?: number): Effect.Effect<loader.Loaded<State>, LoadError> =>
       snapshots
-        ? loader.loadWithSnapshot(store, snapshots, aggregate, id, until)
-        : loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 }, until)
+        ? loader.loadWithSnapshot(store, snapshots, aggregate, id, until, origin)
+        : loader.load(store, aggregate, id, { state: aggregate.decider.initialState, version: 0 }, until, origin)
 
     const writeSnapshot = (s: loader.Snapshots<State>, id: string, loaded: loader.Loaded<State>) =>
       Effect.gen(function*() {
@@ -452,7 +462,7 @@ export const make = <
       }
       const asOf = at.asOf!
       return asOf instanceof Date && !Number.isNaN(asOf.getTime())
-        ? loader.loadAsOf(store, snapshots, aggregate, id, asOf)
+        ? loader.loadAsOf(store, snapshots, aggregate, id, asOf, origin)
         : Effect.fail(new Errors.InvalidInput({ reason: "CommandHandler.load: asOf must be a valid Date" }))
     }
 

@@ -85,6 +85,62 @@ export class StreamNotFound extends Schema.TaggedError<StreamNotFound>()("Stream
 }
 
 /**
+ * The stream is archived (`StreamLifecycle.archive`): it refuses appends, and reads of it fail with this error unless
+ * they ask for archived streams (`includeArchived`). Its events stay in the log. `StreamLifecycle.unarchive` undoes it.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class StreamArchived extends Schema.TaggedError<StreamArchived>()("StreamArchived", {
+  tenantId: Schema.optional(Schema.String),
+  streamType: Schema.String,
+  streamId: Schema.String
+}) {
+  override get message(): string {
+    return `Stream ${this.streamType}/${this.streamId} is archived: it accepts no appends; unarchive it first`
+  }
+}
+
+/**
+ * The stream was deleted with a tombstone (`StreamLifecycle.delete`, KurrentDB's hard delete): it refuses appends for
+ * good and reads of it fail with this error. Its id cannot be used again.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class StreamDeleted extends Schema.TaggedError<StreamDeleted>()("StreamDeleted", {
+  tenantId: Schema.optional(Schema.String),
+  streamType: Schema.String,
+  streamId: Schema.String
+}) {
+  override get message(): string {
+    return `Stream ${this.streamType}/${this.streamId} was deleted (tombstone): it accepts no appends and cannot be ` +
+      "recreated"
+  }
+}
+
+/**
+ * An aggregate's stream no longer starts at version 1 (truncated, or its oldest events expired under a retention
+ * policy) and no snapshot covers the missing events, so its state cannot be rebuilt. Nothing is folded from a partial
+ * stream: truncate a stream only up to (and not past) its latest snapshot's version.
+ *
+ * @since 0.4.0
+ * @category errors
+ */
+export class StreamTruncated extends Schema.TaggedError<StreamTruncated>()("StreamTruncated", {
+  streamType: Schema.String,
+  streamId: Schema.String,
+  /** The first version still stored (undefined: no event is left). */
+  firstVersion: Schema.optional(Schema.Number)
+}) {
+  override get message(): string {
+    return `Stream ${this.streamType}/${this.streamId} was truncated (${
+      this.firstVersion === undefined ? "no event is left" : `it starts at version ${this.firstVersion}`
+    }) and no snapshot covers the rest: its state cannot be rebuilt`
+  }
+}
+
+/**
  * An event id that is already stored was appended again with other content (or to another stream).
  *
  * @since 0.1.0

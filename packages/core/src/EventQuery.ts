@@ -181,6 +181,8 @@ export interface StreamOptions<
 export type StreamError =
   | Errors.EventDecodeError
   | Errors.StreamNotFound
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
   | Errors.InvalidInput
   | Tenant.TenantRequired
   | Errors.StoreError

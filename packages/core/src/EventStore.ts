@@ -69,6 +69,8 @@ export interface ReadStreamOptions extends StreamRef {
   /** The first version to read: forward reads go up from it, backward reads go down. */
   readonly fromVersion?: number | undefined
   readonly limit?: number | undefined
+  /** Read an archived stream too (see `StreamLifecycle`); by default it fails with `StreamArchived`. */
+  readonly includeArchived?: boolean | undefined
 }
 
 /**
@@ -82,8 +84,18 @@ export interface ReadAllOptions {
   readonly after?: Position.Position | undefined
   /** Defaults to 1000. */
   readonly limit?: number | undefined
+  /** Only events of these types (none for an empty array). */
   readonly eventTypes?: ReadonlyArray<string> | undefined
+  /** Only events of streams of these types (none for an empty array). */
   readonly streamTypes?: ReadonlyArray<string> | undefined
+  /**
+   * Only events recorded at or after this time (`recordedAt >= since`); an invalid `Date` fails with `InvalidInput`.
+   * Pages stay in feed order and page with `after` like any other: `recordedAt` (when the append's transaction began)
+   * need not grow along the feed.
+   *
+   * @since 0.4.0
+   */
+  readonly since?: Date | undefined
   /**
    * The tenant whose events to read; defaults to the ambient tenant. With neither, a `single`-mode store reads every
    * tenant's events (the whole feed) and a `multi`-mode store fails with `TenantRequired`.
@@ -91,6 +103,11 @@ export interface ReadAllOptions {
   readonly tenantId?: string | undefined
   /** Read every tenant's events: the explicit admin form of a cross-tenant read. Excludes `tenantId`. */
   readonly allTenants?: boolean | undefined
+  /**
+   * Keep archived streams' events in a read filtered by `streamTypes` (see `StreamLifecycle`); by default such a read
+   * leaves them out. A read without `streamTypes` (the whole log) always has them.
+   */
+  readonly includeArchived?: boolean | undefined
 }
 
 /**
@@ -100,9 +117,23 @@ export interface ReadAllOptions {
 export type AppendError =
   | Errors.ConcurrencyConflict
   | Errors.DuplicateEvent
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
   | Errors.InvalidInput
   | Tenant.TenantRequired
   | Errors.TenantUnavailable
+  | Errors.StoreError
+
+/**
+ * @since 0.4.0
+ * @category models
+ */
+export type ReadStreamError =
+  | Errors.StreamNotFound
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
+  | Errors.InvalidInput
+  | Tenant.TenantRequired
   | Errors.StoreError
 
 /**
@@ -121,7 +152,7 @@ export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventS
     options: ReadStreamOptions
   ) => Effect.Effect<
     ReadonlyArray<RecordedEvent.RecordedEvent>,
-    Errors.StreamNotFound | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+    ReadStreamError
   >
   /** Reads one page of the global feed, in feed order, never skipping an event that commits later. */
   readonly readAll: (

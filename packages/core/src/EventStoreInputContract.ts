@@ -14,13 +14,11 @@ import * as Exit from "effect/Exit"
 import * as FastCheck from "effect/FastCheck"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import type * as Errors from "./Errors.js"
 import type * as EventMetadata from "./EventMetadata.js"
 import * as EventStore from "./EventStore.js"
 import { MAX_JSON_DEPTH, MAX_NAME_BYTES, MAX_PAYLOAD_BYTES } from "./EventValidation.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import type * as NewEvent from "./NewEvent.js"
-import type * as Tenant from "./Tenant.js"
 
 // The rules, restated apart from EventValidation's code: this is the oracle the stores are held to.
 
@@ -298,7 +296,7 @@ export type Outcome =
 export const attempt = (
   store: EventStore.EventStore["Type"],
   options: EventStore.AppendOptions
-): Effect.Effect<Outcome, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StreamNotFound> =>
+): Effect.Effect<Outcome, EventStore.ReadStreamError> =>
   Effect.gen(function*() {
     const { streamId, streamType } = options
     const expected = expectedOutcome(options)

@@ -14,6 +14,7 @@ import * as FeedNotifier from "./FeedNotifier.js"
 import * as memoryStack from "./internal/memoryStack.js"
 import * as Outbox from "./Outbox.js"
 import * as SnapshotStore from "./SnapshotStore.js"
+import * as StreamLifecycle from "./StreamLifecycle.js"
 import * as Tenant from "./Tenant.js"
 
 /**
@@ -47,6 +48,7 @@ export type Services =
   | CheckpointStore.CheckpointStore
   | FeedNotifier.FeedNotifier
   | Outbox.Outbox
+  | StreamLifecycle.StreamLifecycle
 
 /**
  * Builds the stack; each Layer build is a fresh, empty store.
@@ -67,6 +69,7 @@ export const layer = (options?: Options): Layer.Layer<Services> =>
         SnapshotStore.SnapshotStore,
         yield* Effect.provideService(SnapshotStore.makeMemory, Tenant.Tenancy, tenancy)
       ),
-      Context.add(CheckpointStore.CheckpointStore, yield* CheckpointStore.makeMemory)
+      Context.add(CheckpointStore.CheckpointStore, yield* CheckpointStore.makeMemory),
+      Context.add(StreamLifecycle.StreamLifecycle, stack.lifecycle)
     )
   }))

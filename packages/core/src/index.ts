@@ -44,6 +44,12 @@ export * as SnapshotStore from "./SnapshotStore.js"
 export * as CheckpointStore from "./CheckpointStore.js"
 /** @since 0.1.0 */
 export * as FeedNotifier from "./FeedNotifier.js"
+/**
+ * Stream lifecycle and retention: archive, tombstone, soft delete, truncation, expiry.
+ *
+ * @since 0.4.0
+ */
+export * as StreamLifecycle from "./StreamLifecycle.js"
 /** @since 0.1.0 */
 export * as Subscription from "./Subscription.js"
 /** @since 0.1.0 */
@@ -61,3 +67,16 @@ export * as MemoryEventfold from "./MemoryEventfold.js"
  * @since 0.3.0
  */
 export * as Tenant from "./Tenant.js"
+
+/**
+ * Personal data: fields marked in event Schemas, encrypted per data subject and shredded by forgetting the subject.
+ *
+ * @since 0.4.0
+ */
+export * as PersonalData from "./PersonalData.js"
+/**
+ * The per-subject data keys of `PersonalData`, and the audit trail of forgotten subjects.
+ *
+ * @since 0.4.0
+ */
+export * as KeyStore from "./KeyStore.js"

@@ -31,3 +31,7 @@ export * as TenancyContract from "./TenancyContract.js"
 export * as SchemaGuard from "./SchemaGuard.js"
 /** @since 0.4.0 */
 export * as EvolutionContract from "./EvolutionContract.js"
+/** @since 0.4.0 */
+export * as PersonalDataContract from "./PersonalDataContract.js"
+/** @since 0.4.0 */
+export * as LifecycleContract from "./LifecycleContract.js"

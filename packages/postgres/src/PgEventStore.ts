@@ -6,6 +6,7 @@
  */
 import * as SqlClient from "@effect/sql/SqlClient"
 import type * as SqlError from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import * as Errors from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as prepare from "@eventfold/core/EventValidation"
@@ -50,7 +51,7 @@ export interface Options {
 }
 
 const AppendRow = Schema.Struct({
-  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate", "stale", "blocked"),
+  status: Schema.Literal("ok", "idempotent", "conflict", "duplicate", "stale", "blocked", "archived", "deleted"),
   stream_version: Schema.NullOr(Schema.Number),
   transaction_id: Schema.NullOr(Schema.BigInt),
   global_position: Schema.NullOr(Schema.BigInt),
@@ -132,6 +133,102 @@ const expectedKind = (expected: ExpectedVersion.ExpectedVersion): string => {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
+ * One page of the feed as `readAll` reads it: its options validated and its tenant scope resolved.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface FeedPage {
+  /** A tenant, or `Tenant.allScope` for every tenant. */
+  readonly scope: string
+  readonly after: Position.Position
+  readonly limit: number
+  /** Without duplicates. */
+  readonly eventTypes?: ReadonlyArray<string> | undefined
+  /** Without duplicates. */
+  readonly streamTypes?: ReadonlyArray<string> | undefined
+  readonly since?: Date | undefined
+  /** Keep archived streams in a read by stream type (see `StreamLifecycle`). */
+  readonly includeArchived?: boolean | undefined
+}
+
+/** The most types a page reads with one index scan each; read_all_query (0008_feed_indexes.sql) has the same. */
+const MAX_TYPE_SCANS = 16
+
+const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
+  "schema_version, payload, metadata, recorded_at"
+
+/**
+ * The statement `readAll` sends for one page without row-level security, for `EXPLAIN` (with it, `read_all` runs the
+ * same shapes, built by `read_all_query` in migrations/0008_feed_indexes.sql, which says why each is what it is).
+ * Event types, else stream types, up to 16 of them: one scan of `events_type_feed_idx` (or
+ * `events_stream_type_feed_idx`) per type, each stopping after a page, sorted together; otherwise the whole feed's
+ * index or the tenant's.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const readAllStatement = (
+  sql: SqlClient.SqlClient,
+  schema: string,
+  page: FeedPage
+): Statement.Statement<Record<string, unknown>> => {
+  const events = sql(`${schema}.events`)
+  const columns = sql.literal(COLUMNS)
+  const { eventTypes, scope, since, streamTypes } = page
+  const limit = Math.min(page.limit, 2_147_483_647)
+  if (eventTypes?.length === 0 || streamTypes?.length === 0) {
+    return sql`SELECT ${columns} FROM ${events} WHERE false`
+  }
+  const oneTenant = scope !== Tenant.allScope
+  // Only rows of transactions older than every running one: a row that commits later can never appear behind a
+  // checkpoint already handed out.
+  const feed =
+    sql`(transaction_id, global_position) > (${page.after.transactionId.toString()}::xid8, ${page.after.globalPosition.toString()}::bigint)
+    AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())`
+  // A read by stream type leaves archived streams out: an anti-join on the small streams_archived_idx (0009).
+  const sinceFilter = sql`${since === undefined ? sql`` : sql`AND recorded_at >= ${since}::timestamptz`} ${
+    streamTypes === undefined || page.includeArchived === true
+      ? sql``
+      : sql`AND NOT EXISTS (SELECT 1 FROM ${sql(`${schema}.streams`)} s WHERE s.archived
+          AND s.tenant_id = ${events}.tenant_id AND s.stream_type = ${events}.stream_type
+          AND s.stream_id = ${events}.stream_id)`
+  }`
+  const byEventType = eventTypes !== undefined && eventTypes.length <= MAX_TYPE_SCANS
+  const scanned = byEventType
+    ? { column: sql.literal("event_type"), types: eventTypes }
+    : streamTypes !== undefined && streamTypes.length <= MAX_TYPE_SCANS
+    ? { column: sql.literal("stream_type"), types: streamTypes }
+    : undefined
+  if (scanned === undefined) {
+    // One tenant's page names it as a one-element array and first in ORDER BY: only events_tenant_feed_idx gives
+    // that order, so the planner cannot walk the whole feed's index instead (see read_all in 0007_tenancy.sql).
+    return sql`SELECT ${columns} FROM ${events} WHERE ${feed}
+      ${oneTenant ? sql`AND tenant_id = ANY(ARRAY[${scope}::text])` : sql``}
+      ${eventTypes ? sql`AND event_type = ANY(${eventTypes}::text[])` : sql``}
+      ${streamTypes ? sql`AND stream_type = ANY(${streamTypes}::text[])` : sql``}
+      ${sinceFilter}
+      ORDER BY ${oneTenant ? sql`tenant_id, ` : sql``}transaction_id, global_position
+      LIMIT ${limit}`
+  }
+  // The filter on the other kind of type, checked on the rows the type's index yields.
+  const other = byEventType
+    ? (streamTypes ? sql`AND stream_type = ANY(${streamTypes}::text[])` : sql``)
+    : (eventTypes ? sql`AND event_type = ANY(${eventTypes}::text[])` : sql``)
+  // Each type as a one-element array and first in ORDER BY, so that only its index yields the order: given
+  // `event_type = $1` the planner walks the whole feed's index instead for a type it thinks common.
+  const scans = scanned.types.map((type) =>
+    sql`(SELECT ${columns} FROM ${events} WHERE ${scanned.column} = ANY(ARRAY[${type}::text]) AND ${feed}
+      ${oneTenant ? sql`AND tenant_id = ${scope}` : sql``} ${other} ${sinceFilter}
+      ORDER BY ${scanned.column}, transaction_id, global_position LIMIT ${limit})`
+  )
+  return scans.length === 1
+    ? scans[0]!
+    : sql`SELECT * FROM (${sql.join(" UNION ALL ", false)(scans)}) page
+      ORDER BY transaction_id, global_position LIMIT ${limit}`
+}
+
+/**
  * Builds the store over the `SqlClient` in context. Fails with a `StoreError` naming the missing table when the
  * schema is not migrated.
  *
@@ -189,7 +286,7 @@ export const make = (
     const storeError = (operation: string) => internal.toStoreError(operation, schema)
 
     const currentVersion = (tenantId: string, streamType: string, streamId: string) =>
-      sql<{ version: number }>`SELECT version FROM ${streams}
+      sql<{ version: number }>`SELECT CASE WHEN soft_deleted THEN 0 ELSE version END AS version FROM ${streams}
         WHERE tenant_id = ${tenantId} AND stream_type = ${streamType} AND stream_id = ${streamId}`.pipe(
         Effect.map((rows) => rows[0]?.version ?? 0),
         scoped(tenantId)
@@ -300,6 +397,10 @@ export const make = (
                     )
                   case "blocked":
                     return blocked(req.tenantId)
+                  case "archived":
+                    return Effect.fail(new Errors.StreamArchived(ref))
+                  case "deleted":
+                    return Effect.fail(new Errors.StreamDeleted(ref))
                   default:
                     if (notify && !carriesHint && row.status === "ok") unannounced.unsafeOffer(now)
                     return Effect.succeed({
@@ -324,11 +425,6 @@ export const make = (
           }
         ))
 
-    const columns = sql.literal(
-      "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, schema_version, " +
-        "payload, metadata, recorded_at"
-    )
-
     const readStream = (readOptions: EventStore.ReadStreamOptions) =>
       Effect.gen(function*() {
         yield* prepare.validateStream(readOptions)
@@ -340,13 +436,27 @@ export const make = (
         const from = Math.min(readOptions.fromVersion ?? (backward ? 2_147_483_647 : 1), 2_147_483_647)
         // One round trip: read_stream enters the tenant (row-level security) and, when no event is in range, returns
         // one row with no event and the stream's version instead, so a missing stream needs no second query.
-        const rows = yield* sql<{ readonly event_id: string | null; readonly stream_version: number | null }>`
+        const rows = yield* sql<
+          {
+            readonly event_id: string | null
+            readonly stream_version: number | null
+            readonly stream_state: string | null
+          }
+        >`
           SELECT * FROM ${readStreamFn}(${tenantId}, ${streamType}, ${streamId}, ${from}, ${
           Math.min(limit, 2_147_483_647)
-        }, ${backward})`.pipe(Effect.mapError(storeError("readStream")))
+        }, ${backward}, ${readOptions.includeArchived === true})`.pipe(Effect.mapError(storeError("readStream")))
         if (rows.length === 1 && rows[0]!.event_id === null) {
-          if ((rows[0]!.stream_version ?? 0) === 0) {
-            return yield* new Errors.StreamNotFound({ tenantId, streamType, streamId })
+          const ref = { tenantId, streamType, streamId }
+          switch (rows[0]!.stream_state) {
+            case "deleted":
+              return yield* new Errors.StreamDeleted(ref)
+            case "archived":
+              if (readOptions.includeArchived !== true) return yield* new Errors.StreamArchived(ref)
+              break
+            case "none":
+            case "soft-deleted":
+              return yield* new Errors.StreamNotFound(ref)
           }
           return []
         }
@@ -358,28 +468,24 @@ export const make = (
         const limit = yield* prepare.validateReadAll(readOptions, 1000)
         const scope = yield* Tenant.resolveScope(mode, "readAll", readOptions)
         const after = readOptions.after ?? Position.start
-        const oneTenant = scope !== Tenant.allScope
-        // One tenant's page names it as a one-element array and first in ORDER BY: only events_tenant_feed_idx gives
-        // that order, so the planner cannot walk the whole feed's index instead (see read_all in 0007_tenancy.sql).
-        const filters = [
-          readOptions.eventTypes ? sql`AND event_type = ANY(${readOptions.eventTypes}::text[])` : sql``,
-          readOptions.streamTypes ? sql`AND stream_type = ANY(${readOptions.streamTypes}::text[])` : sql``,
-          oneTenant ? sql`AND tenant_id = ANY(${[scope]}::text[])` : sql``
-        ]
-        // Only rows of transactions older than every running one: a row that commits later can never appear
-        // behind a checkpoint already handed out.
+        const page: FeedPage = {
+          scope,
+          after,
+          limit,
+          eventTypes: readOptions.eventTypes && Array.from(new Set(readOptions.eventTypes)),
+          streamTypes: readOptions.streamTypes && Array.from(new Set(readOptions.streamTypes)),
+          since: readOptions.since,
+          includeArchived: readOptions.includeArchived
+        }
         // Under row-level security, read_all enters the scope and reads in one round trip (the plain query would
         // need BEGIN, enter_tenant and COMMIT around it).
         const rows = yield* (settings.rowLevelSecurity
           ? sql`SELECT * FROM ${readAllFn}(${scope}, ${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint, ${
             Math.min(limit, 2_147_483_647)
-          }, ${readOptions.eventTypes ?? null}::text[], ${readOptions.streamTypes ?? null}::text[])`
-          : sql`SELECT ${columns} FROM ${events}
-          WHERE (transaction_id, global_position) > (${after.transactionId.toString()}::xid8, ${after.globalPosition.toString()}::bigint)
-            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-            ${filters[0]} ${filters[1]} ${filters[2]}
-          ORDER BY ${oneTenant ? sql`tenant_id, ` : sql``}transaction_id, global_position
-          LIMIT ${limit}`).pipe(Effect.mapError(storeError("readAll")))
+          }, ${page.eventTypes ?? null}::text[], ${page.streamTypes ?? null}::text[], ${
+            page.since ?? null
+          }::timestamptz, ${page.includeArchived === true})`
+          : readAllStatement(sql, schema, page)).pipe(Effect.mapError(storeError("readAll")))
         return yield* decodeEventRows("readAll", rows)
       }).pipe(Effect.withSpan("PgEventStore.readAll", { captureStackTrace: false }))
 

@@ -22,6 +22,7 @@ import * as PgFeedNotifier from "./PgFeedNotifier.js"
 import * as PgMigrations from "./PgMigrations.js"
 import * as PgOutbox from "./PgOutbox.js"
 import * as PgSnapshotStore from "./PgSnapshotStore.js"
+import * as PgStreamLifecycle from "./PgStreamLifecycle.js"
 
 /**
  * What to do with the schema at startup: apply pending migrations (`"run"`, needs DDL rights), or only check that
@@ -68,6 +69,7 @@ const assemble = <E>(
     PgSnapshotStore.layer(),
     PgCheckpointStore.layer(),
     PgFeedNotifier.layer(),
+    PgStreamLifecycle.layer(),
     outbox
   )
   return services.pipe(

@@ -34,6 +34,7 @@ import * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import type * as MemoryEventfold from "@eventfold/core/MemoryEventfold"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as SnapshotStore from "@eventfold/core/SnapshotStore"
+import * as StreamLifecycle from "@eventfold/core/StreamLifecycle"
 import * as Tenant from "@eventfold/core/Tenant"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
@@ -56,6 +57,7 @@ import * as PgFeedNotifier from "./PgFeedNotifier.js"
 import * as PgMigrations from "./PgMigrations.js"
 import * as PgOutbox from "./PgOutbox.js"
 import * as PgSnapshotStore from "./PgSnapshotStore.js"
+import * as PgStreamLifecycle from "./PgStreamLifecycle.js"
 
 /**
  * The shared switches of `PgConfig` (outbox, notify, pooler, row-level security), applied in every tenant's schema,
@@ -139,6 +141,7 @@ interface Stack {
   readonly checkpoints: CheckpointStore.CheckpointStore["Type"]
   readonly notifier: FeedNotifier.FeedNotifier["Type"]
   readonly outbox: Outbox.Outbox["Type"]
+  readonly lifecycle: StreamLifecycle.StreamLifecycle["Type"]
 }
 
 type BuildError = Errors.StoreError | Errors.InvalidInput
@@ -156,6 +159,7 @@ const stackLayer = (
     PgSnapshotStore.layer(),
     PgCheckpointStore.layer(),
     PgFeedNotifier.layer(),
+    PgStreamLifecycle.layer(),
     outbox
   ).pipe(
     // Built after the schema is migrated or verified: the stores check their tables when they start.
@@ -194,7 +198,8 @@ const make = (
             snapshots: Context.get(context, SnapshotStore.SnapshotStore),
             checkpoints: Context.get(context, CheckpointStore.CheckpointStore),
             notifier: Context.get(context, FeedNotifier.FeedNotifier),
-            outbox: Context.get(context, Outbox.Outbox)
+            outbox: Context.get(context, Outbox.Outbox),
+            lifecycle: Context.get(context, StreamLifecycle.StreamLifecycle)
           }))
         )).pipe(
           // Only the pool's context: a first use inside a caller's transaction must not migrate on its connection.
@@ -332,7 +337,27 @@ const make = (
       }
       : Outbox.disabled("PgSchemaPerTenant outbox: false")
 
+    const lifecycle: StreamLifecycle.StreamLifecycle["Type"] = {
+      info: (stream) => routed("streamInfo", stream.tenantId, (s) => s.lifecycle.info(stream)),
+      archive: (stream) => routed("archive", stream.tenantId, (s) => s.lifecycle.archive(stream)),
+      unarchive: (stream) => routed("unarchive", stream.tenantId, (s) => s.lifecycle.unarchive(stream)),
+      delete: (stream, options) => routed("delete", stream.tenantId, (s) => s.lifecycle.delete(stream, options)),
+      truncateBefore: (stream, version) =>
+        routed("truncateBefore", stream.tenantId, (s) => s.lifecycle.truncateBefore(stream, version)),
+      // One tenant's schema at a time: there is no store over every tenant.
+      expire: (options) =>
+        options.allTenants === true
+          ? Effect.fail(
+            new Errors.InvalidInput({
+              reason: "expire({ allTenants: true }) is not available with PgSchemaPerTenant: expire each tenant's " +
+                "events inside Tenant.with(tenantId)"
+            })
+          )
+          : routed("expire", options.tenantId, (s) => s.lifecycle.expire(options))
+    }
+
     return Context.make(EventStore.EventStore, store).pipe(
+      Context.add(StreamLifecycle.StreamLifecycle, lifecycle),
       Context.add(SnapshotStore.SnapshotStore, snapshots),
       Context.add(CheckpointStore.CheckpointStore, checkpoints),
       Context.add(FeedNotifier.FeedNotifier, notifier),

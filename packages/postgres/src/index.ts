@@ -36,3 +36,7 @@ export * as PgEventfold from "./PgEventfold.js"
 export * as PgSchemaPerTenant from "./PgSchemaPerTenant.js"
 /** @since 0.3.0 */
 export * as PgTenantMove from "./PgTenantMove.js"
+/** @since 0.4.0 */
+export * as PgKeyStore from "./PgKeyStore.js"
+/** @since 0.4.0 */
+export * as PgStreamLifecycle from "./PgStreamLifecycle.js"

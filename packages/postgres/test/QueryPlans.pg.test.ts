@@ -79,7 +79,7 @@ const fixture = Layer.scoped(
       LANGUAGE plpgsql SET search_path = ${SCHEMA}, pg_catalog AS $$
       DECLARE v_plan json;
       BEGIN
-        EXECUTE 'EXPLAIN (FORMAT JSON) ' || read_all_query(p_scope, p_event_types, p_stream_types, p_since)
+        EXECUTE 'EXPLAIN (FORMAT JSON) ' || read_all_query(p_scope, p_event_types, p_stream_types, p_since, false)
           INTO v_plan USING p_after_xid, p_after_position, p_limit, p_scope, p_event_types, p_stream_types, p_since;
         RETURN v_plan;
       END $$`)

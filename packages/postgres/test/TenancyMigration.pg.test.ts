@@ -460,10 +460,10 @@ describe("migration 0007 (tenancy)", () => {
         const fresh = yield* inScope("A", append(app, "A", "Account", "2", [{}], { kind: "no_stream" }))
         assert.deepStrictEqual([fresh.status, fresh.stream_version], ["ok", 1])
         const read = yield* app<{ version: number | null; stream_version: number | null }>`
-        SELECT version, stream_version FROM eventfold.read_stream('A', 'Account', '1', 1, 100, false)`
+        SELECT version, stream_version FROM eventfold.read_stream('A', 'Account', '1', 1, 100, false, false)`
         assert.deepStrictEqual(read.map((r) => r.version), [1, 2, 3])
         const crossRead = yield* Effect.flip(
-          inScope("A", app`SELECT * FROM eventfold.read_stream('B', 'Account', '1', 1, 100, false)`)
+          inScope("A", app`SELECT * FROM eventfold.read_stream('B', 'Account', '1', 1, 100, false, false)`)
         )
         assert.strictEqual(sqlState(crossRead), "42501")
         // An event id of another tenant is hidden from the duplicate check: the append fails on the unique key.

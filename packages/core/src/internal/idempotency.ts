@@ -97,7 +97,12 @@ export const findKeyed = (
   key: string
 ): Effect.Effect<
   Option.Option<ReadonlyArray<RecordedEvent.RecordedEvent>>,
-  Errors.DuplicateEvent | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  | Errors.DuplicateEvent
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
+  | Errors.InvalidInput
+  | Tenant.TenantRequired
+  | Errors.StoreError
 > =>
   Effect.gen(function*() {
     const first = eventId(ref.tenantId, ref.streamType, ref.streamId, key, 0)

@@ -6,11 +6,51 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import type * as Aggregate from "../Aggregate.js"
-import type * as Errors from "../Errors.js"
+import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 import * as SnapshotStore from "../SnapshotStore.js"
+import type * as StreamLifecycle from "../StreamLifecycle.js"
 import type * as Tenant from "../Tenant.js"
+
+/** @internal What a load can fail with. */
+export type Failure =
+  | Errors.EventDecodeError
+  | Errors.StreamArchived
+  | Errors.StreamDeleted
+  | Errors.StreamTruncated
+  | Errors.InvalidInput
+  | Tenant.TenantRequired
+  | Errors.StoreError
+
+/**
+ * @internal Where a stream whose first stored event is not version 1 begins: a stream recreated after a soft delete
+ * begins after its `origin` (see `StreamLifecycle`); any other gap means its older events were deleted, and its state
+ * cannot be rebuilt (`StreamTruncated`).
+ */
+export type Origin = (
+  aggregate: Aggregate.Aggregate.Any,
+  id: string,
+  first: RecordedEvent.RecordedEvent | undefined
+) => Effect.Effect<number, Failure>
+
+/** @internal The `Origin` of a stream, from the lifecycle service when there is one. */
+export const originOf =
+  (lifecycle: Option.Option<StreamLifecycle.StreamLifecycle["Type"]>): Origin => (aggregate, id, first) => {
+    const truncated = new Errors.StreamTruncated({
+      streamType: aggregate.name,
+      streamId: id,
+      ...(first === undefined ? {} : { firstVersion: first.version })
+    })
+    if (first === undefined || Option.isNone(lifecycle)) return Effect.fail(truncated)
+    return Effect.flatMap(
+      lifecycle.value.info({ streamType: aggregate.name, streamId: id }),
+      (info) =>
+        Option.isSome(info) && info.value.origin > 0 && first.version === info.value.origin + 1
+          ? Effect.succeed(info.value.origin)
+          : Effect.fail(truncated)
+    )
+  }
 
 /** @internal */
 export interface Loaded<State> {
@@ -41,10 +81,11 @@ export const load = <State>(
   aggregate: Aggregate.Aggregate.Any,
   id: string,
   from: Loaded<State> = { state: aggregate.decider.initialState, version: 0 },
-  until?: number
+  until?: number,
+  origin: Origin = originOf(Option.none())
 ): Effect.Effect<
   Loaded<State>,
-  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  Failure
 > => {
   if (until !== undefined && until <= from.version) return Effect.succeed(from)
   return store.readStream({
@@ -53,8 +94,31 @@ export const load = <State>(
     fromVersion: from.version + 1,
     ...(until === undefined ? {} : { limit: until - from.version })
   }).pipe(
-    Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
-    Effect.flatMap((events) => foldEvents(aggregate, events, from))
+    Effect.matchEffect({
+      onFailure: (e) => e._tag === "StreamNotFound" ? Effect.succeed(null) : Effect.fail(e),
+      onSuccess: (events) => Effect.succeed(events)
+    }),
+    Effect.flatMap((events): Effect.Effect<Loaded<State>, Failure> => {
+      if (events === null) return Effect.succeed(from)
+      const fold = (start: Loaded<State>) =>
+        Either.match(foldEvents<State>(aggregate, events, start), { onLeft: Effect.fail, onRight: Effect.succeed })
+      // The stream exists but does not continue from where the fold stands: it was recreated after a soft delete,
+      // or its older events were deleted.
+      const first = events[0]
+      if (first === undefined ? from.version === 0 : first.version !== from.version + 1) {
+        if (from.version !== 0) {
+          return Effect.fail(
+            new Errors.StreamTruncated({
+              streamType: aggregate.name,
+              streamId: id,
+              ...(first === undefined ? {} : { firstVersion: first.version })
+            })
+          )
+        }
+        return Effect.flatMap(origin(aggregate, id, first), (version) => fold({ ...from, version }))
+      }
+      return fold(from)
+    })
   )
 }
 
@@ -134,15 +198,16 @@ export const loadWithSnapshot = <State>(
   snapshots: Snapshots<State>,
   aggregate: Aggregate.Aggregate.Any,
   id: string,
-  until?: number
+  until?: number,
+  origin?: Origin
 ): Effect.Effect<
   Loaded<State>,
-  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  Failure
 > =>
   Effect.flatMap(usableSnapshot(snapshots, aggregate, id), (snapshot) => {
     const initial = { state: aggregate.decider.initialState, version: 0 }
     if (Option.isNone(snapshot) || (until !== undefined && snapshot.value.version > until)) {
-      return load<State>(store, aggregate, id, initial, until)
+      return load<State>(store, aggregate, id, initial, until, origin)
     }
     const from = snapshot.value
     return store.readStream({
@@ -155,7 +220,10 @@ export const loadWithSnapshot = <State>(
       Effect.flatMap((events) =>
         events[0]?.version === from.version
           ? foldEvents(aggregate, events.slice(1), from)
-          : Effect.zipRight(countMiss(aggregate, "ahead-of-stream"), load<State>(store, aggregate, id, initial, until))
+          : Effect.zipRight(
+            countMiss(aggregate, "ahead-of-stream"),
+            load<State>(store, aggregate, id, initial, until, origin)
+          )
       )
     )
   })
@@ -174,15 +242,16 @@ const foldAsOf = <State>(
   id: string,
   from: Loaded<State>,
   asOf: Date,
-  prove: boolean
+  prove: boolean,
+  origin: Origin
 ): Effect.Effect<
   Option.Option<Loaded<State>>,
-  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  Failure
 > => {
   const limit = asOf.getTime()
   const page = (loaded: Loaded<State>, first: boolean): Effect.Effect<
     Option.Option<Loaded<State>>,
-    Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+    Failure
   > =>
     store.readStream({
       streamType: aggregate.name,
@@ -192,6 +261,10 @@ const foldAsOf = <State>(
     }).pipe(
       Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
       Effect.flatMap((events) => {
+        const head = events[0]
+        if (first && !prove && loaded.version === 0 && head !== undefined && head.version !== 1) {
+          return Effect.flatMap(origin(aggregate, id, head), (version) => page({ ...loaded, version: version }, true))
+        }
         let rest = events
         if (first && prove) {
           const head = events[0]
@@ -220,14 +293,15 @@ export const loadAsOf = <State>(
   snapshots: Snapshots<State> | undefined,
   aggregate: Aggregate.Aggregate.Any,
   id: string,
-  asOf: Date
+  asOf: Date,
+  origin: Origin = originOf(Option.none())
 ): Effect.Effect<
   Loaded<State>,
-  Errors.EventDecodeError | Errors.InvalidInput | Tenant.TenantRequired | Errors.StoreError
+  Failure
 > => {
   const initial: Loaded<State> = { state: aggregate.decider.initialState, version: 0 }
   const replay = Effect.map(
-    foldAsOf(store, aggregate, id, initial, asOf, false),
+    foldAsOf(store, aggregate, id, initial, asOf, false, origin),
     Option.getOrElse(() => initial)
   )
   if (snapshots === undefined) return replay
@@ -235,7 +309,7 @@ export const loadAsOf = <State>(
     usableSnapshot(snapshots, aggregate, id),
     (snapshot) =>
       Option.isNone(snapshot) ? replay : Effect.flatMap(
-        foldAsOf(store, aggregate, id, snapshot.value, asOf, true),
+        foldAsOf(store, aggregate, id, snapshot.value, asOf, true, origin),
         Option.match({ onNone: () => replay, onSome: Effect.succeed })
       )
   )

@@ -6,12 +6,14 @@ import * as Runtime from "effect/Runtime"
 import type * as EventStore from "../EventStore.js"
 import type * as FeedNotifier from "../FeedNotifier.js"
 import type * as Outbox from "../Outbox.js"
+import type * as StreamLifecycle from "../StreamLifecycle.js"
 import * as memoryEventStore from "./memoryEventStore.js"
 import * as memoryOutbox from "./memoryOutbox.js"
 
 /** @internal */
 export interface MemoryStack {
   readonly store: EventStore.EventStore["Type"]
+  readonly lifecycle: StreamLifecycle.StreamLifecycle["Type"]
   readonly outbox: Outbox.Outbox["Type"] | undefined
   readonly notifier: FeedNotifier.FeedNotifier["Type"]
 }
@@ -28,9 +30,9 @@ export const make = (options: { readonly outbox: boolean; readonly notify: boole
     const onAppend = outbox ? Option.getOrUndefined(memoryOutbox.writerOf(outbox)) : undefined
     // Publishing to a sliding PubSub never suspends, so it can run synchronously inside the append.
     const onCommitted = () => void Runtime.runSync(runtime)(PubSub.publish(hub, undefined))
-    const store = yield* memoryEventStore.makeWith({
+    const { lifecycle, store } = yield* memoryEventStore.makeStoreWith({
       ...(onAppend ? { onAppend } : {}),
       ...(options.notify ? { onCommitted } : {})
     })
-    return { store, outbox, notifier: { subscribe: PubSub.subscribe(hub) } }
+    return { store, lifecycle, outbox, notifier: { subscribe: PubSub.subscribe(hub) } }
   })
