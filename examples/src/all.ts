@@ -23,7 +23,8 @@ export const examples: ReadonlyArray<string> = [
   "transactions",
   "tenancy",
   "tenantMove",
-  "evolution"
+  "evolution",
+  "lifecycle"
 ]
 
 /** Some examples exited non-zero. */
