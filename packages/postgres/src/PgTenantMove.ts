@@ -291,6 +291,9 @@ const StreamRow = Schema.Struct({
   created_at: Schema.String,
   archived: Schema.Boolean,
   deleted: Schema.Boolean,
+  soft_deleted: Schema.Boolean,
+  first_version: Schema.Number,
+  origin: Schema.Number,
   snapshot_version: Schema.NullOr(Schema.Number),
   snapshot_schema_version: Schema.NullOr(Schema.Number),
   snapshot_state: Schema.NullOr(Schema.String),
@@ -671,7 +674,7 @@ const copyStreamRows = (source: Side, target: Side, tenantId: string, pageSize: 
         ? source.sql``
         : source.sql`AND (s.stream_type, s.stream_id) > (${after.streamType}, ${after.streamId})`
       const page = yield* source.sql`SELECT s.stream_type, s.stream_id, to_json(s.created_at) #>> '{}' AS created_at,
-          s.archived, s.deleted, n.version AS snapshot_version, n.schema_version AS snapshot_schema_version,
+          s.archived, s.deleted, s.soft_deleted, s.first_version, s.origin, n.version AS snapshot_version, n.schema_version AS snapshot_schema_version,
           n.state::text AS snapshot_state, to_json(n.created_at) #>> '{}' AS snapshot_created_at
         FROM ${srcStreams} s
         LEFT JOIN ${srcSnapshots} n
@@ -687,11 +690,13 @@ const copyStreamRows = (source: Side, target: Side, tenantId: string, pageSize: 
       const withSnapshot = page.filter((row) => row.snapshot_version !== null)
       yield* Effect.gen(function*() {
         yield* target.sql`UPDATE ${table(target, "streams")} t
-          SET created_at = n.created_at, archived = n.archived, deleted = n.deleted
+          SET created_at = n.created_at, archived = n.archived, deleted = n.deleted, soft_deleted = n.soft_deleted,
+              first_version = n.first_version, origin = n.origin
           FROM unnest(${page.map((r) => r.stream_type)}::text[], ${page.map((r) => r.stream_id)}::text[],
                       ${page.map((r) => r.created_at)}::timestamptz[], ${page.map((r) => r.archived)}::boolean[],
-                      ${page.map((r) => r.deleted)}::boolean[]) AS n(stream_type, stream_id, created_at, archived,
-                                                                   deleted)
+                      ${page.map((r) => r.deleted)}::boolean[], ${page.map((r) => r.soft_deleted)}::boolean[],
+                      ${page.map((r) => r.first_version)}::integer[], ${page.map((r) => r.origin)}::integer[])
+                AS n(stream_type, stream_id, created_at, archived, deleted, soft_deleted, first_version, origin)
           WHERE t.tenant_id = ${tenantId} AND t.stream_type = n.stream_type AND t.stream_id = n.stream_id`
         if (withSnapshot.length === 0) return
         yield* target.sql`INSERT INTO ${table(target, "snapshots")} AS s (tenant_id, stream_type, stream_id, version,
