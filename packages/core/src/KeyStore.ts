@@ -210,7 +210,13 @@ export const makeMemory: Effect.Effect<KeyStore["Type"]> = Effect.sync(() => {
 
   const addKey = (tenantId: string, subjectId: string, onlyIfNone: boolean) =>
     Effect.flatMap(
-      Effect.all([generateKey, Clock.currentTimeMillis]),
+      // A subject that has its key needs no new one: none is generated to be thrown away.
+      Effect.suspend(() => {
+        const existing = keys.get(subjectKey(tenantId, subjectId))
+        return onlyIfNone && existing !== undefined && existing.length > 0
+          ? Effect.succeed([{ keyId: "", key: new Uint8Array(0) }, 0] as const)
+          : Effect.all([generateKey, Clock.currentTimeMillis])
+      }),
       ([fresh, now]) =>
         Effect.suspend((): Effect.Effect<SubjectKey, SubjectForgotten> => {
           const forgotten = firstForget(tenantId, subjectId)

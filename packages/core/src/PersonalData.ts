@@ -358,7 +358,7 @@ const revealEach = <A>(
         results
       )
     }),
-    Effect.withSpan("PersonalData.reveal", { attributes: { source, items: items.length } })
+    Effect.withSpan("PersonalData.reveal", { attributes: { source, items: items.length }, captureStackTrace: false })
   )
 }
 
@@ -423,7 +423,10 @@ const decorateEventStore = (
         yield* count(encryptedFields, "events", sealed)
         yield* count(redactedFields, "events", redacted)
         return yield* store.append({ ...options, events })
-      }).pipe(Effect.withSpan("PersonalData.append", { attributes: { streamType: options.streamType } }))
+      }).pipe(Effect.withSpan("PersonalData.append", {
+          attributes: { streamType: options.streamType },
+          captureStackTrace: false
+        }))
     })
 
   return {
@@ -473,7 +476,10 @@ const decorateSnapshotStore = (
         yield* count(encryptedFields, "snapshots", result.sealed)
         yield* count(redactedFields, "snapshots", result.redacted)
         return yield* snapshots.save({ ...options, state: result.value })
-      }).pipe(Effect.withSpan("PersonalData.saveSnapshot", { attributes: { streamType: options.streamType } }))
+      }).pipe(Effect.withSpan("PersonalData.saveSnapshot", {
+          attributes: { streamType: options.streamType },
+          captureStackTrace: false
+        }))
     })
 })
 
