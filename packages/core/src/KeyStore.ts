@@ -211,10 +211,10 @@ export const makeMemory: Effect.Effect<KeyStore["Type"]> = Effect.sync(() => {
   const addKey = (tenantId: string, subjectId: string, onlyIfNone: boolean) =>
     Effect.flatMap(
       // A subject that has its key needs no new one: none is generated to be thrown away.
-      Effect.suspend(() => {
+      Effect.suspend((): Effect.Effect<readonly [{ readonly keyId: string; readonly key: Uint8Array }, number]> => {
         const existing = keys.get(subjectKey(tenantId, subjectId))
         return onlyIfNone && existing !== undefined && existing.length > 0
-          ? Effect.succeed([{ keyId: "", key: new Uint8Array(0) }, 0] as const)
+          ? Effect.succeed([{ keyId: "", key: new Uint8Array(0) }, 0])
           : Effect.all([generateKey, Clock.currentTimeMillis])
       }),
       ([fresh, now]) =>
