@@ -424,9 +424,9 @@ const decorateEventStore = (
         yield* count(redactedFields, "events", redacted)
         return yield* store.append({ ...options, events })
       }).pipe(Effect.withSpan("PersonalData.append", {
-          attributes: { streamType: options.streamType },
-          captureStackTrace: false
-        }))
+        attributes: { streamType: options.streamType },
+        captureStackTrace: false
+      }))
     })
 
   return {
@@ -477,9 +477,9 @@ const decorateSnapshotStore = (
         yield* count(redactedFields, "snapshots", result.redacted)
         return yield* snapshots.save({ ...options, state: result.value })
       }).pipe(Effect.withSpan("PersonalData.saveSnapshot", {
-          attributes: { streamType: options.streamType },
-          captureStackTrace: false
-        }))
+        attributes: { streamType: options.streamType },
+        captureStackTrace: false
+      }))
     })
 })
 
