@@ -42,7 +42,13 @@ const runOne = (name: string, databaseUrl: string) =>
   Effect.gen(function*() {
     yield* Console.log(`\n--- npm run example:${name} ---`)
     const file = fileURLToPath(new URL(`./${name}.ts`, import.meta.url))
-    const [elapsed, exitCode] = yield* Command.make(process.execPath, "--import", "tsx", file).pipe(
+    const [elapsed, exitCode] = yield* Command.make(
+      process.execPath,
+      "--conditions=@eventfold/source",
+      "--import",
+      "tsx",
+      file
+    ).pipe(
       Command.workingDirectory(repositoryRoot),
       Command.env({ DATABASE_URL: databaseUrl }),
       Command.stdout("inherit"),
