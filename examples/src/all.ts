@@ -24,7 +24,8 @@ export const examples: ReadonlyArray<string> = [
   "tenancy",
   "tenantMove",
   "evolution",
-  "lifecycle"
+  "lifecycle",
+  "telemetry"
 ]
 
 /** Some examples exited non-zero. */

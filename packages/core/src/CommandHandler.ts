@@ -12,11 +12,16 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Exit from "effect/Exit"
 import * as Metric from "effect/Metric"
+import type * as MetricKeyType from "effect/MetricKeyType"
+import type * as MetricLabel from "effect/MetricLabel"
+import type * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import type * as Tracer from "effect/Tracer"
 import type * as Aggregate from "./Aggregate.js"
 import * as Errors from "./Errors.js"
 import * as EventMetadata from "./EventMetadata.js"
@@ -27,6 +32,7 @@ import * as idempotency from "./internal/idempotency.js"
 import * as keyedLock from "./internal/keyedLock.js"
 import * as loader from "./internal/load.js"
 import { streamKey } from "./internal/streamKey.js"
+import * as telemetry from "./internal/telemetry.js"
 import type * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
 import * as SnapshotStore from "./SnapshotStore.js"
@@ -170,6 +176,35 @@ export const defaultRetry: Schedule.Schedule<unknown, unknown> = Schedule.expone
 )
 
 /**
+ * Histogram: seconds per `handle`, tagged `aggregate` and `outcome`: `ok` (events appended), `unchanged` (decided
+ * no events), `idempotent` (a repeat: the first result returned), or the error's tag (a domain error's own, or
+ * `ConcurrencyConflict`, `StoreError`, ...). Its count is the number of commands.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const duration: Metric.Metric<
+  MetricKeyType.MetricKeyType.Histogram,
+  number,
+  MetricState.MetricState.Histogram
+> = Metric.histogram(
+  "eventfold_command_duration_seconds",
+  telemetry.durationBoundaries,
+  "Seconds per command (load, decide, append, retries), by aggregate and outcome"
+)
+
+/**
+ * Counter: commands decided again on fresh state after a `ConcurrencyConflict`, tagged `aggregate`.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const retries: Metric.Metric.Counter<number> = Metric.counter("eventfold_command_retries", {
+  description: "Commands decided again after a ConcurrencyConflict, by aggregate",
+  incremental: true
+})
+
+/**
  * Builds a handler over the `EventStore` in context. When the aggregate has a snapshot policy, loads start from the
  * latest usable snapshot in the `SnapshotStore`, and an append that crosses a multiple of `snapshot.every` writes one
  * (inline before `handle` returns, or forked in "background" mode). A failed snapshot write is logged and counted in
@@ -203,6 +238,10 @@ export const make = <
     // another process can cause a ConcurrencyConflict. Shared by every handler on this store.
     const streamLock = keyedLock.forStore(store)
     const streamType = aggregate.name
+    const byAggregate = {
+      duration: telemetry.taggedBy(duration, "aggregate", "outcome"),
+      retries: Metric.tagged(retries, "aggregate", streamType)
+    }
     const snapshotStore = yield* Effect.serviceOption(SnapshotStore.SnapshotStore)
     // Tells a stream recreated after a soft delete from a truncated one (see StreamLifecycle).
     const origin = loader.originOf(yield* Effect.serviceOption(StreamLifecycle.StreamLifecycle))
@@ -282,10 +321,7 @@ export const make = <
       handleOptions: HandleOptions | undefined,
       metadata: EventMetadata.EventMetadata,
       key: Keyed | undefined
-    ): Effect.Effect<
-      { readonly handled: HandleResult<State, Event>; readonly fresh: boolean },
-      HandleError<DomainError>
-    > =>
+    ): Effect.Effect<Attempted<State, Event>, HandleError<DomainError>> =>
       Effect.gen(function*() {
         const loaded = yield* load(id)
         const pinned = handleOptions?.expectedVersion
@@ -369,9 +405,10 @@ export const make = <
       handleOptions: HandleOptions | undefined,
       metadata: EventMetadata.EventMetadata,
       key: Keyed
-    ): Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>> => {
+    ): Effect.Effect<Attempted<State, Event>, HandleError<DomainError>> => {
+      const repeat = (handled: HandleResult<State, Event>) => Effect.succeed({ handled, fresh: false })
       // A failure of this second look reports the original outcome, unless it proves the key was reused.
-      const orFirst = (otherwise: Effect.Effect<HandleResult<State, Event>, HandleError<DomainError>>) =>
+      const orFirst = (otherwise: Effect.Effect<Attempted<State, Event>, HandleError<DomainError>>) =>
         Effect.flatMap(
           Effect.catchAll(
             firstResult(id, key),
@@ -380,15 +417,15 @@ export const make = <
                 ? Effect.fail(e)
                 : Effect.succeed(Option.none<HandleResult<State, Event>>())
           ),
-          Option.match({ onNone: () => otherwise, onSome: Effect.succeed })
+          Option.match({ onNone: () => otherwise, onSome: repeat })
         )
       const decided = attempt(id, command, handleOptions, metadata, key).pipe(
         Effect.matchEffect({
           onFailure: (error) => orFirst(Effect.fail(error)),
-          onSuccess: ({ fresh, handled }) => fresh ? Effect.succeed(handled) : orFirst(Effect.succeed(handled))
+          onSuccess: (attempted) => attempted.fresh ? Effect.succeed(attempted) : orFirst(Effect.succeed(attempted))
         })
       )
-      return Effect.flatMap(firstResult(id, key), Option.match({ onNone: () => decided, onSome: Effect.succeed }))
+      return Effect.flatMap(firstResult(id, key), Option.match({ onNone: () => decided, onSome: repeat }))
     }
 
     const handle = (id: string, command: Command, handleOptions?: HandleOptions) =>
@@ -404,29 +441,69 @@ export const make = <
             ? { headers: { [idempotency.keyHeader]: key.key, [idempotency.commandHeader]: key.fingerprint } }
             : {})
         })
-        const once = key
-          ? Effect.zipRight(
-            EventValidation.validateName("idempotencyKey", key.key),
-            Effect.flatMap(
-              Tenant.resolve(store.tenancy, "handle"),
-              (tenantId) => keyedAttempt(id, command, handleOptions, metadata, { ...key, tenantId })
+        let attempts = 0
+        const once = Effect.suspend(() => {
+          attempts++
+          return key
+            ? Effect.zipRight(
+              EventValidation.validateName("idempotencyKey", key.key),
+              Effect.flatMap(
+                Tenant.resolve(store.tenancy, "handle"),
+                (tenantId) => keyedAttempt(id, command, handleOptions, metadata, { ...key, tenantId })
+              )
             )
-          )
-          : Effect.map(attempt(id, command, handleOptions, metadata, undefined), ({ handled }) => handled)
+            : attempt(id, command, handleOptions, metadata, undefined)
+        })
         // A pinned version is the caller's decision; re-deciding on fresh state would betray it.
         const pinned = handleOptions?.expectedVersion
         const run = pinned !== undefined && pinned._tag !== "Any"
           ? once
           : once.pipe(Effect.retry({ schedule: retry, while: (e) => isConflict(e) }))
+        const done = (
+          span: Tracer.Span | undefined,
+          exit: Exit.Exit<Attempted<State, Event>, HandleError<DomainError>>,
+          seconds: number,
+          labels: ReadonlyArray<MetricLabel.MetricLabel>
+        ) => {
+          const outcome = exit._tag === "Failure"
+            ? telemetry.outcomeOf(exit, "ok")
+            : exit.value.fresh
+            ? "ok"
+            : exit.value.handled.events.length === 0
+            ? "unchanged"
+            : "idempotent"
+          span?.attribute("outcome", outcome)
+          span?.attribute("attempts", attempts)
+          if (exit._tag === "Success") {
+            span?.attribute("version", exit.value.handled.version)
+            span?.attribute("events", exit.value.handled.events.length)
+          }
+          byAggregate.duration(streamType, outcome).unsafeUpdate(seconds, labels)
+          if (attempts > 1) byAggregate.retries.unsafeUpdate(attempts - 1, labels)
+        }
         // Without a valid tenant there is nothing to lock: the command fails on its first read.
         return Effect.flatMap(
           Effect.either(Tenant.resolve(store.tenancy, "handle")),
           (tenant) =>
-            Either.isRight(tenant)
-              ? streamLock.withLock(streamKey(tenant.right, { streamType, streamId: id }))(run)
-              : run
-        )
-      }).pipe(Effect.withSpan("CommandHandler.handle", { attributes: { streamType, streamId: id } }))
+            telemetry.measured(
+              "CommandHandler.handle",
+              () => ({
+                attributes: Either.isRight(tenant)
+                  ? {
+                    streamType,
+                    streamId: id,
+                    tenantId: tenant.right,
+                    ...(pinned ? { expectedVersion: telemetry.expectedVersionAttribute(pinned) } : {})
+                  }
+                  : { streamType, streamId: id }
+              }),
+              Either.isRight(tenant)
+                ? streamLock.withLock(streamKey(tenant.right, { streamType, streamId: id }))(run)
+                : run,
+              done
+            )
+        ).pipe(Effect.map(({ handled }) => handled))
+      })
 
     const snapshot = (id: string): Effect.Effect<Option.Option<SnapshotStore.Snapshot>, SnapshotError> =>
       Effect.gen(function*() {
@@ -482,6 +559,12 @@ export const make = <
       snapshot
     }
   })
+
+/** One attempt's result; `fresh` when it wrote its events (not an idempotent repeat, not an empty decision). */
+interface Attempted<State, Event> {
+  readonly handled: HandleResult<State, Event>
+  readonly fresh: boolean
+}
 
 /** An idempotency key and the fingerprint of the command it was given with. */
 interface Keyed {

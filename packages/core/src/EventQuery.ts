@@ -87,7 +87,8 @@ export type Selected<A extends Aggregate.Aggregate.Any, Types extends string> = 
  * @category metrics
  */
 export const undecodable: Metric.Metric.Counter<number> = Metric.counter("eventfold_events_undecodable", {
-  description: "Stored events a typed read or subscription skipped because they did not decode"
+  description: "Stored events a typed read or subscription skipped because they did not decode",
+  incremental: true
 })
 
 /**

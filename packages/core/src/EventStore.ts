@@ -8,10 +8,14 @@ import * as Chunk from "effect/Chunk"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type * as Metric from "effect/Metric"
+import type * as MetricKeyType from "effect/MetricKeyType"
+import type * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type * as Errors from "./Errors.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
+import * as telemetry from "./internal/eventStoreTelemetry.js"
 import * as internal from "./internal/memoryEventStore.js"
 import type * as NewEvent from "./NewEvent.js"
 import * as Position from "./Position.js"
@@ -173,6 +177,49 @@ export class EventStore extends Context.Tag("@eventfold/core/EventStore")<EventS
    */
   readonly eventExists: (eventId: string) => Effect.Effect<boolean, Errors.StoreError>
 }>() {}
+
+/**
+ * Histogram: seconds per append, tagged `stream_type` and `outcome` (`ok`, `idempotent`, or the error's tag:
+ * `ConcurrencyConflict`, `DuplicateEvent`, `StoreError`, ...). Its count is the number of appends.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const appendDuration: Metric.Metric<
+  MetricKeyType.MetricKeyType.Histogram,
+  number,
+  MetricState.MetricState.Histogram
+> = telemetry.appendDuration
+
+/**
+ * Counter: events written by appends, tagged `stream_type` (idempotent repeats write none).
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const eventsAppended: Metric.Metric.Counter<number> = telemetry.eventsAppended
+
+/**
+ * Counter: appends refused with `ConcurrencyConflict`, tagged `stream_type` and `reason` (`version`,
+ * `transaction-order`, `serialization`).
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const appendConflicts: Metric.Metric.Counter<number> = telemetry.appendConflicts
+
+/**
+ * For implementers: wraps a store's operations in the spans every `EventStore` reports (`EventStore.append`,
+ * `EventStore.readStream`, `EventStore.readAll`, `EventStore.headPosition`, `EventStore.streamVersion`,
+ * `EventStore.eventExists`) and records `appendDuration`, `eventsAppended` and `appendConflicts`. The spans are made
+ * only when a tracer that exports spans is installed; the metrics always. The append span is current while the store
+ * runs `EventValidation.prepareAppend`, which records it in the events' metadata as their trace context. The memory
+ * and PostgreSQL stores are built with it.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const instrument: (store: EventStore["Type"]) => EventStore["Type"] = telemetry.instrument
 
 /**
  * An in-memory `EventStore`, for tests and prototypes. It keeps the same guarantees as the PostgreSQL one.

@@ -14,6 +14,7 @@ import * as Errors from "./Errors.js"
 import type * as EventMetadata from "./EventMetadata.js"
 import type * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
+import * as telemetry from "./internal/telemetry.js"
 import * as Tenant from "./Tenant.js"
 
 /** @since 0.1.0 */
@@ -287,18 +288,27 @@ export const encodeJson = (what: string, value: unknown): Either.Either<string, 
  * no other tenant than the append's, and is stamped with it; in `single` mode with no tenant given, metadata is kept
  * as it is (a tenant there is a label only, as before tenancy).
  *
+ * When a tracer that exports spans is installed (`@effect/opentelemetry`, ...), each event's metadata also records
+ * the current span (the store's `EventStore.append`) as a W3C `traceparent` header (`EventMetadata.traceHeader`),
+ * unless the caller set one, or it would take the metadata past `MAX_PAYLOAD_BYTES`. Idempotent repeats compare
+ * type and payload, never metadata, so a repeat traced differently is still the same append.
+ *
  * @since 0.1.0
  */
 export const prepareAppend = (
   options: EventStore.AppendOptions,
   mode: Tenant.Mode = "single"
 ): Effect.Effect<PreparedAppend, Errors.InvalidInput | Tenant.TenantRequired> =>
-  Effect.flatMap(Tenant.resolve(mode, "append", options.tenantId), (tenantId) => prepare(options, mode, tenantId))
+  Effect.flatMap(
+    Tenant.resolve(mode, "append", options.tenantId),
+    (tenantId) => Effect.flatMap(telemetry.currentTraceparent, (trace) => prepare(options, mode, tenantId, trace))
+  )
 
 const prepare = (
   options: EventStore.AppendOptions,
   mode: Tenant.Mode,
-  tenantId: string
+  tenantId: string,
+  traceparent: string | undefined
 ): Effect.Effect<PreparedAppend, Errors.InvalidInput> =>
   Effect.suspend(() => {
     const checkTenant = mode === "multi" || tenantId !== Tenant.defaultId
@@ -349,12 +359,21 @@ const prepare = (
           if (Either.isLeft(stamped)) return invalid(`event ${i}: ${stamped.left}`)
           metadata = stamped.right
         }
-        const metadataJson = encodeJson(`event ${i}: metadata`, metadata)
+        let metadataJson = encodeJson(`event ${i}: metadata`, metadata)
         if (Either.isLeft(metadataJson)) return Effect.fail(metadataJson.left)
         // Stores read metadata back as an object; an array, string or number would make every later read fail.
         if (metadataJson.right.charCodeAt(0) !== 123) return invalid(`event ${i}: metadata must be a JSON object`)
         if (exceedsBytes(metadataJson.right, MAX_PAYLOAD_BYTES)) {
           return invalid(`event ${i}: metadata exceeds ${MAX_PAYLOAD_BYTES} UTF-8 bytes of JSON`)
+        }
+        if (traceparent !== undefined) {
+          // Tracing never makes an append fail: the header is left out where it would not fit.
+          const traced = telemetry.withTraceparent(metadata, traceparent)
+          const tracedJson = traced === metadata ? metadataJson : encodeJson(`event ${i}: metadata`, traced)
+          if (Either.isRight(tracedJson) && !exceedsBytes(tracedJson.right, MAX_PAYLOAD_BYTES)) {
+            metadata = traced
+            metadataJson = tracedJson
+          }
         }
         // The tenant id is also a column under a btree index, and feed filters compare it as text.
         const metadataTenant: unknown = metadata.tenantId

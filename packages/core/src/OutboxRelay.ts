@@ -14,6 +14,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
+import type * as MetricKeyType from "effect/MetricKeyType"
+import type * as MetricState from "effect/MetricState"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
 import * as Schedule from "effect/Schedule"
@@ -23,6 +25,7 @@ import * as Stream from "effect/Stream"
 import * as Errors from "./Errors.js"
 import * as EventValidation from "./EventValidation.js"
 import { streamKey } from "./internal/streamKey.js"
+import * as telemetry from "./internal/telemetry.js"
 import * as Outbox from "./Outbox.js"
 import * as OutboxPublisher from "./OutboxPublisher.js"
 
@@ -127,6 +130,51 @@ export const publishFailuresCounter: Metric.Metric.Counter<number> = Metric.coun
 )
 
 /**
+ * Histogram: seconds per publish attempt (the broker's acknowledgement included), tagged `outcome` (`ok`, or the
+ * error's tag, `PublishError`).
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const publishDuration: Metric.Metric<
+  MetricKeyType.MetricKeyType.Histogram,
+  number,
+  MetricState.MetricState.Histogram
+> = Metric.histogram(
+  "eventfold_outbox_publish_duration_seconds",
+  telemetry.durationBoundaries,
+  "Seconds per outbox publish attempt, by outcome"
+)
+
+/**
+ * Counter: rows dead-lettered (`failed`) after their last attempt.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const deadLetteredCounter: Metric.Metric.Counter<number> = Metric.counter("eventfold_outbox_dead_lettered", {
+  description: "Outbox rows that became failed after their last attempt",
+  incremental: true
+})
+
+/**
+ * Counter: relay work that failed and was retried, tagged `operation` (`batch`, `cleanup`, `stats`, `renew`,
+ * `record-failure`). Publish failures are counted in `publishFailuresCounter`.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const relayErrorsCounter: Metric.Metric.Counter<number> = Metric.counter("eventfold_outbox_relay_errors", {
+  description: "Outbox relay operations that failed (and were retried), by operation",
+  incremental: true
+})
+
+const publishTimer = telemetry.taggedBy(publishDuration, "outcome")
+
+const countRelayError = (operation: string) =>
+  Metric.increment(Metric.tagged(relayErrorsCounter, "operation", operation))
+
+/**
  * The delay before the attempt after `failures` failed ones, by stepping the schedule; `None` once it is done.
  *
  * @since 0.1.0
@@ -214,6 +262,7 @@ export const processBatch = (
     const outbox = yield* Outbox.Outbox
     const publisher = yield* OutboxPublisher.OutboxPublisher
     const entries = yield* outbox.claim({ relayId: config.relayId, limit: config.batchSize, lease: config.lease })
+    yield* Effect.annotateCurrentSpan({ relayId: config.relayId, claimed: entries.length })
     if (entries.length === 0) return 0
 
     // The claim is ours until `validUntil` (our clock, with a margin); renewals push it forward. Past it another
@@ -224,6 +273,30 @@ export const processBatch = (
     const held = new Set(entries.map((e) => e.id))
     const stillOurs = Effect.map(Clock.currentTimeMillis, (now) => now < validUntil)
 
+    // Each publish in a span of its own, linked to the append's (only when a tracer exports spans).
+    const publish = (entry: Outbox.Entry) =>
+      telemetry.measured(
+        "OutboxRelay.publish",
+        () => ({
+          kind: "producer",
+          links: telemetry.appendLinks(entry.metadata),
+          attributes: {
+            eventId: entry.eventId,
+            eventType: entry.type,
+            tenantId: entry.tenantId,
+            streamType: entry.streamType,
+            streamId: entry.streamId,
+            version: entry.version,
+            attempts: entry.attempts
+          }
+        }),
+        publisher.publish(entry),
+        (span, exit, seconds, labels) => {
+          const outcome = telemetry.outcomeOf(exit, "ok")
+          span?.attribute("outcome", outcome)
+          publishTimer(outcome).unsafeUpdate(seconds, labels)
+        }
+      )
     // One stream's rows go out one after another; a failure stops its stream and gives the rest back. It never
     // fails: what it published is returned even when the store then fails, so the batch can still mark it.
     const publishStream = (group: ReadonlyArray<Outbox.Entry>) =>
@@ -237,7 +310,7 @@ export const processBatch = (
             )
             break
           }
-          const outcome = yield* Effect.either(publisher.publish(entry))
+          const outcome = yield* Effect.either(publish(entry))
           if (outcome._tag === "Right") {
             done.push(entry.id)
             continue
@@ -254,12 +327,14 @@ export const processBatch = (
           )
           if (givenBack._tag === "Left") {
             // The rows stay claimed until the lease expires; then they are retried like any other.
+            yield* countRelayError("record-failure")
             yield* Effect.logWarning("outbox relay: recording a publish failure failed", givenBack.left)
             break
           }
           held.delete(entry.id)
           for (const id of rest) held.delete(id)
           if (Option.isNone(retryIn)) {
+            yield* Metric.increment(deadLetteredCounter)
             yield* Effect.logWarning("outbox row dead-lettered after its last attempt").pipe(
               Effect.annotateLogs({
                 eventId: entry.eventId,
@@ -279,6 +354,7 @@ export const processBatch = (
       const startedAt = yield* Clock.currentTimeMillis
       const renewed = yield* Effect.either(outbox.renew(config.relayId, [...held], config.lease))
       if (renewed._tag === "Left") {
+        yield* countRelayError("renew")
         yield* Effect.logWarning("outbox relay: lease renewal failed; retrying", renewed.left)
       } else if (renewed.right < held.size) {
         validUntil = 0
@@ -302,13 +378,13 @@ export const processBatch = (
       }
     }
     return entries.length
-  }).pipe(Effect.scoped, Effect.withSpan("OutboxRelay.processBatch"))
+  }).pipe(Effect.scoped, Effect.withSpan("OutboxRelay.processBatch", { captureStackTrace: false }))
 
 const logAndContinue = (what: string) => <A, E, R>(self: Effect.Effect<A, E, R>) =>
   Effect.catchAllCause(self, (cause) =>
     Cause.isInterruptedOnly(cause)
       ? Effect.interrupt
-      : Effect.logWarning(`outbox relay: ${what} failed; retrying`, cause))
+      : Effect.zipRight(countRelayError(what), Effect.logWarning(`outbox relay: ${what} failed; retrying`, cause)))
 
 /**
  * Runs the relay until interrupted: batches while there is work, then waits for a wake-up hint or the poll
@@ -349,8 +425,11 @@ export const run = (
         if (Cause.isInterruptedOnly(cause)) return Effect.interrupt
         const failure = Cause.failureOption(cause)
         return Option.isSome(failure) && !Errors.isRetryableStoreError(failure.value)
-          ? Effect.fail(failure.value)
-          : Effect.as(Effect.logWarning("outbox relay: batch failed; retrying", cause), 0)
+          ? Effect.zipRight(countRelayError("batch"), Effect.fail(failure.value))
+          : Effect.as(
+            Effect.zipRight(countRelayError("batch"), Effect.logWarning("outbox relay: batch failed; retrying", cause)),
+            0
+          )
       })
     )
     // Wait only when a claim came back empty. A short batch does not mean the outbox is drained (the store may

@@ -120,7 +120,20 @@ export type MissReason = "schema-version" | "decode" | "read-error" | "ahead-of-
  * @category metrics
  */
 export const misses: Metric.Metric.Counter<number> = Metric.counter("eventfold_snapshot_misses", {
-  description: "Snapshots ignored on load (stale schema version, undecodable state, ...); the load replayed events"
+  description: "Snapshots ignored on load (stale schema version, undecodable state, ...); the load replayed events",
+  incremental: true
+})
+
+/**
+ * Counts loads that started from a snapshot (and read only the events after it), tagged by `aggregate`. A load of a
+ * stream with no snapshot yet is neither a hit nor a miss.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const hits: Metric.Metric.Counter<number> = Metric.counter("eventfold_snapshot_hits", {
+  description: "Loads that started from a snapshot",
+  incremental: true
 })
 
 /**
@@ -130,7 +143,8 @@ export const misses: Metric.Metric.Counter<number> = Metric.counter("eventfold_s
  * @category metrics
  */
 export const writeFailures: Metric.Metric.Counter<number> = Metric.counter("eventfold_snapshot_write_failures", {
-  description: "Snapshot writes that failed; the command still succeeded"
+  description: "Snapshot writes that failed; the command still succeeded",
+  incremental: true
 })
 
 /**

@@ -9,7 +9,11 @@
  *
  * On PostgreSQL the feed only shows transactions older than every running one, so a long-open writing transaction
  * anywhere on the server delays every subscription (it never makes one skip an event): watch `lagEvents` and
- * `lagMillis`, and set `idle_in_transaction_session_timeout`.
+ * `lagSeconds`, and set `idle_in_transaction_session_timeout`.
+ *
+ * Each page a subscription handles is a trace of its own (`Subscription.handlePage`); when a tracer that exports
+ * spans is installed, each event is handled in a `Subscription.handle` span linked to the span that appended it
+ * (`EventMetadata.appendSpan`).
  *
  * This module holds the public types and `make`; the machinery is in `internal/subscription/`: `feedReader` (pages,
  * the head, re-reads after hints, the plain `stream`), `lease` (claim, renew, session ended), `delivery` (the
@@ -252,8 +256,19 @@ export const lagEvents = Metric.gauge("eventfold_subscription_lag_events", {
 })
 
 /**
+ * Age in seconds of the newest event a subscription handled while catching up; 0 when live.
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const lagSeconds = Metric.gauge("eventfold_subscription_lag_seconds", {
+  description: "age of the newest handled event while catching up"
+})
+
+/**
  * Age in milliseconds of the newest event a subscription handled while catching up; 0 when live.
  *
+ * @deprecated The same as `lagSeconds`, in milliseconds; kept for existing dashboards.
  * @since 0.1.0
  * @category metrics
  */
@@ -276,6 +291,18 @@ export const eventsHandled = Metric.counter("eventfold_subscription_events_handl
  * @category metrics
  */
 export const eventsParked = Metric.counter("eventfold_subscription_events_parked", { incremental: true })
+
+/**
+ * Failures while a subscription runs, tagged `subscription` and `kind`: `handler` (each failed attempt of the handler,
+ * retried or not) or `store` (a store operation of the run failed; retryable ones are retried).
+ *
+ * @since 0.4.0
+ * @category metrics
+ */
+export const errors = Metric.counter("eventfold_subscription_errors", {
+  description: "Handler attempts and store operations that failed while a subscription ran",
+  incremental: true
+})
 
 /**
  * Builds a subscription from the `EventStore`, `CheckpointStore` and `FeedNotifier` in context; the handler's
@@ -311,8 +338,10 @@ export const make = <E, R>(
     const progress = yield* Progress.make(settings, checkpoints, {
       lagEvents: Metric.tagged(lagEvents, "subscription", id),
       lagMillis: Metric.tagged(lagMillis, "subscription", id),
+      lagSeconds: Metric.tagged(lagSeconds, "subscription", id),
       handled: Metric.tagged(eventsHandled, "subscription", id),
-      parked: Metric.tagged(eventsParked, "subscription", id)
+      parked: Metric.tagged(eventsParked, "subscription", id),
+      errors: Metric.tagged(errors, "subscription", id)
     })
     const delivery = Delivery.make({
       settings,

@@ -35,3 +35,5 @@ export * as EvolutionContract from "./EvolutionContract.js"
 export * as PersonalDataContract from "./PersonalDataContract.js"
 /** @since 0.4.0 */
 export * as LifecycleContract from "./LifecycleContract.js"
+/** @since 0.4.0 */
+export * as TelemetryContract from "./TelemetryContract.js"

@@ -255,15 +255,21 @@ export const make = (
         )
       )
 
+    // Spans without stack traces: get and commit run once per page of every subscription.
+    const span = (name: string, subscription: string, attributes?: Record<string, unknown>) =>
+      Effect.withSpan(`PgCheckpointStore.${name}`, {
+        attributes: { subscription, ...attributes },
+        captureStackTrace: false
+      })
     const store: CheckpointStore.CheckpointStore["Type"] = {
-      get: (id) => get(id).pipe(Effect.withSpan("PgCheckpointStore.get")),
-      claim: (o) => claim(o).pipe(Effect.withSpan("PgCheckpointStore.claim")),
-      release: (id, owner, status) => release(id, owner, status).pipe(Effect.withSpan("PgCheckpointStore.release")),
-      commit: (o) => commit(o).pipe(Effect.withSpan("PgCheckpointStore.commit")),
-      reset: (id, position) => reset(id, position).pipe(Effect.withSpan("PgCheckpointStore.reset")),
-      lock: (id) => lock(id).pipe(Effect.withSpan("PgCheckpointStore.lock")),
-      park: (letter) => park(letter).pipe(Effect.withSpan("PgCheckpointStore.park")),
-      deadLetters: (id) => listDeadLetters(id).pipe(Effect.withSpan("PgCheckpointStore.deadLetters"))
+      get: (id) => get(id).pipe(span("get", id)),
+      claim: (o) => claim(o).pipe(span("claim", o.subscriptionId, { owner: o.owner })),
+      release: (id, owner, status) => release(id, owner, status).pipe(span("release", id, { owner })),
+      commit: (o) => commit(o).pipe(span("commit", o.subscriptionId, { position: Position.format(o.position) })),
+      reset: (id, position) => reset(id, position).pipe(span("reset", id)),
+      lock: (id) => lock(id).pipe(span("lock", id)),
+      park: (letter) => park(letter).pipe(span("park", letter.subscriptionId, { eventId: letter.eventId })),
+      deadLetters: (id) => listDeadLetters(id).pipe(span("deadLetters", id))
     }
     return store
   })

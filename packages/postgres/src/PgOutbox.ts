@@ -215,7 +215,7 @@ export const make = (
         Effect.flatMap(internal.decodeRows("claim", ClaimRowSchema)),
         // RETURNING has no order; the relay wants global position order.
         Effect.map((rows) => rows.map(toEntry).sort((a, b) => (a.globalPosition < b.globalPosition ? -1 : 1))),
-        Effect.withSpan("PgOutbox.claim", { attributes: { relayId } })
+        Effect.withSpan("PgOutbox.claim", { attributes: { relayId, limit } })
       )
     }
 
@@ -340,14 +340,31 @@ export const make = (
 
     const service: Outbox.Outbox["Type"] = {
       claim,
-      markPublished,
-      recordFailure,
-      renew,
-      release,
-      retryFailed,
+      markPublished: (relayId, ids) =>
+        markPublished(relayId, ids).pipe(
+          Effect.withSpan("PgOutbox.markPublished", { attributes: { relayId, rows: ids.length } })
+        ),
+      recordFailure: (relayId, id, error, retryIn) =>
+        recordFailure(relayId, id, error, retryIn).pipe(
+          Effect.withSpan("PgOutbox.recordFailure", {
+            attributes: { relayId, row: id.toString(), deadLetter: Option.isNone(retryIn) }
+          })
+        ),
+      renew: (relayId, ids, lease) =>
+        renew(relayId, ids, lease).pipe(
+          Effect.withSpan("PgOutbox.renew", { attributes: { relayId, rows: ids.length } })
+        ),
+      release: (relayId, ids) =>
+        release(relayId, ids).pipe(Effect.withSpan("PgOutbox.release", { attributes: { relayId, rows: ids.length } })),
+      retryFailed: (stream) =>
+        retryFailed(stream).pipe(
+          Effect.withSpan("PgOutbox.retryFailed", {
+            attributes: stream === undefined ? {} : { streamType: stream.streamType, streamId: stream.streamId }
+          })
+        ),
       cleanup,
-      stats,
-      get,
+      stats: Effect.withSpan(stats, "PgOutbox.stats"),
+      get: (eventId) => get(eventId).pipe(Effect.withSpan("PgOutbox.get", { attributes: { eventId } })),
       wakeups
     }
     return service

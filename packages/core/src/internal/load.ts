@@ -12,6 +12,7 @@ import type * as RecordedEvent from "../RecordedEvent.js"
 import * as SnapshotStore from "../SnapshotStore.js"
 import type * as StreamLifecycle from "../StreamLifecycle.js"
 import type * as Tenant from "../Tenant.js"
+import * as telemetry from "./telemetry.js"
 
 /** @internal What a load can fail with. */
 export type Failure =
@@ -137,6 +138,9 @@ const countMiss = (aggregate: Aggregate.Aggregate.Any, reason: SnapshotStore.Mis
     Metric.tagged(Metric.tagged(SnapshotStore.misses, "aggregate", aggregate.name), "reason", reason)
   )
 
+const hitsOf = telemetry.taggedBy(SnapshotStore.hits, "aggregate")
+const countHit = (aggregate: Aggregate.Aggregate.Any) => Metric.increment(hitsOf(aggregate.name))
+
 /**
  * @internal The latest usable snapshot, or none. A snapshot of another schema version, or one that fails to decode,
  * or one the store cannot read, is a miss: counted, and the load replays events instead. Snapshots are a cache.
@@ -219,7 +223,7 @@ export const loadWithSnapshot = <State>(
       Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
       Effect.flatMap((events) =>
         events[0]?.version === from.version
-          ? foldEvents(aggregate, events.slice(1), from)
+          ? Effect.zipRight(countHit(aggregate), foldEvents(aggregate, events.slice(1), from))
           : Effect.zipRight(
             countMiss(aggregate, "ahead-of-stream"),
             load<State>(store, aggregate, id, initial, until, origin)
@@ -310,7 +314,7 @@ export const loadAsOf = <State>(
     (snapshot) =>
       Option.isNone(snapshot) ? replay : Effect.flatMap(
         foldAsOf(store, aggregate, id, snapshot.value, asOf, true, origin),
-        Option.match({ onNone: () => replay, onSome: Effect.succeed })
+        Option.match({ onNone: () => replay, onSome: (loaded) => Effect.as(countHit(aggregate), loaded) })
       )
   )
 }

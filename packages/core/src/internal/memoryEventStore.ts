@@ -9,6 +9,7 @@ import * as Position from "../Position.js"
 import type * as RecordedEvent from "../RecordedEvent.js"
 import * as StreamLifecycle from "../StreamLifecycle.js"
 import * as Tenant from "../Tenant.js"
+import { instrument } from "./eventStoreTelemetry.js"
 import { jsonEquals } from "./json.js"
 import { streamKey } from "./streamKey.js"
 
@@ -386,7 +387,7 @@ const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<MemorySto
         })
     }
 
-    return { store, lifecycle }
+    return { store: instrument(store), lifecycle }
   })
 
 /** @internal */

@@ -15,6 +15,7 @@ import * as Position from "../../Position.js"
 import * as RecordedEvent from "../../RecordedEvent.js"
 import type * as Subscription from "../../Subscription.js"
 import * as Tenant from "../../Tenant.js"
+import * as telemetry from "../telemetry.js"
 import type { SessionEnded } from "./lease.js"
 import type * as Progress from "./progress.js"
 import type * as Settings from "./settings.js"
@@ -61,14 +62,36 @@ export const make = <E, R>(options: {
   // writes through eventfold land there.
   const inTenant = (event: RecordedEvent.RecordedEvent) =>
     eventTenant === "always" || (eventTenant === "named" && event.tenantId !== Tenant.defaultId)
-  const invoke = (event: RecordedEvent.RecordedEvent): Effect.Effect<void, HandlerFailed, R> =>
-    (inTenant(event)
+  // Each event's own span, linked to the span that appended it, only when a tracer exports spans: a span per event
+  // costs more than many handlers.
+  const traced = (event: RecordedEvent.RecordedEvent, handling: Effect.Effect<void, E, R>) =>
+    Effect.withSpan(handling, "Subscription.handle", {
+      kind: "consumer",
+      links: telemetry.appendLinks(event.metadata),
+      captureStackTrace: false,
+      attributes: {
+        subscription: id,
+        eventId: event.eventId,
+        eventType: event.type,
+        tenantId: event.tenantId,
+        streamType: event.streamType,
+        streamId: event.streamId,
+        version: event.version,
+        position: Position.format(RecordedEvent.position(event))
+      }
+    })
+  const invoke = (event: RecordedEvent.RecordedEvent, tracing: boolean): Effect.Effect<void, HandlerFailed, R> => {
+    const handling = inTenant(event)
       ? Effect.provideService(handler(event), Tenant.CurrentTenant, Option.some(event.tenantId))
-      : handler(event)).pipe(
-        Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.interrupt : Effect.fail(new HandlerFailed({ cause }))
-        )
+      : handler(event)
+    return (tracing ? traced(event, handling) : handling).pipe(
+      Effect.catchAllCause((cause) =>
+        Cause.isInterruptedOnly(cause)
+          ? Effect.interrupt
+          : Effect.zipRight(progress.countError("handler"), Effect.fail(new HandlerFailed({ cause })))
       )
+    )
+  }
 
   // `work`, then the checkpoint advance `from` → `to`: in one transaction when there is one; without, only the
   // advance is guarded (the handler's writes are at-least-once anyway).
@@ -101,7 +124,8 @@ export const make = <E, R>(options: {
     epoch: number,
     events: ReadonlyArray<RecordedEvent.RecordedEvent>,
     from: Position.Position,
-    failed: { readonly index: number; readonly failure: HandlerFailed }
+    failed: { readonly index: number; readonly failure: HandlerFailed },
+    tracing: boolean
   ) =>
     Effect.gen(function*() {
       const skip = transactional ? 0 : failed.index
@@ -114,7 +138,9 @@ export const make = <E, R>(options: {
         let tries = i === failed.index ? 1 : 0
         const attempt = Effect.suspend(() => {
           tries++
-          return transactional ? advance(epoch, invoke(event), position, next, 1, 0) : invoke(event)
+          return transactional
+            ? advance(epoch, invoke(event, tracing), position, next, 1, 0)
+            : invoke(event, tracing)
         })
         let replay = i === failed.index
         const outcome = yield* Effect.suspend(() => {
@@ -172,13 +198,15 @@ export const make = <E, R>(options: {
       return position
     })
 
+  // Each page is a trace of its own (the run never ends, so its span would hold every page), with the checkpoint
+  // advance (and its transaction) inside.
   const handlePage = (epoch: number, events: ReadonlyArray<RecordedEvent.RecordedEvent>, from: Position.Position) =>
-    Effect.suspend(() => {
+    Effect.flatMap(telemetry.tracing, (tracing) => {
       const last = RecordedEvent.position(events[events.length - 1]!)
       let done = 0
       return advance(
         epoch,
-        Effect.forEach(events, (event) => Effect.map(invoke(event), () => void done++), { discard: true }),
+        Effect.forEach(events, (event) => Effect.map(invoke(event, tracing), () => void done++), { discard: true }),
         from,
         last,
         events.length,
@@ -187,10 +215,16 @@ export const make = <E, R>(options: {
         Effect.as(last),
         Effect.catchIf(
           (e): e is HandlerFailed => e instanceof HandlerFailed,
-          (failure) => handleOneByOne(epoch, events, from, { index: done, failure })
+          (failure) => handleOneByOne(epoch, events, from, { index: done, failure }, tracing)
         )
       )
-    })
+    }).pipe(
+      Effect.withSpan("Subscription.handlePage", {
+        root: true,
+        captureStackTrace: false,
+        attributes: { subscription: id, events: events.length, from: Position.format(from) }
+      })
+    )
 
   return { handlePage }
 }

@@ -26,8 +26,10 @@ import type * as Settings from "./settings.js"
 export interface Metrics {
   readonly lagEvents: Metric.Metric.Gauge<bigint>
   readonly lagMillis: Metric.Metric.Gauge<number>
+  readonly lagSeconds: Metric.Metric.Gauge<number>
   readonly handled: Metric.Metric.Counter<number>
   readonly parked: Metric.Metric.Counter<number>
+  readonly errors: Metric.Metric.Counter<number>
 }
 
 /** @internal */
@@ -35,6 +37,8 @@ export interface Progress {
   readonly status: Effect.Effect<Subscription.Status>
   readonly setPhase: (phase: Subscription.Phase) => Effect.Effect<void>
   readonly noteError: (error: string) => Effect.Effect<void>
+  /** Counts a failed handler attempt, or a failed store operation of the run. */
+  readonly countError: (kind: "handler" | "store") => Effect.Effect<void>
   /** After each read of the feed: the phase it leaves the subscription in, and how far behind the head it is. */
   readonly observe: (phase: "catching-up" | "live", lagEvents: bigint, lagMillis: number) => Effect.Effect<void>
   /** The run ended: idle, unless it stopped failed. */
@@ -91,6 +95,8 @@ export const make = (
     const resetting = yield* SubscriptionRef.make(0)
     const lock = yield* Effect.makeSemaphore(1)
     const restarts = yield* Queue.sliding<void>(1)
+    const handlerErrors = Metric.tagged(metrics.errors, "kind", "handler")
+    const storeErrors = Metric.tagged(metrics.errors, "kind", "store")
 
     const guarded = <A, E, R>(sessionEpoch: number, effect: Effect.Effect<A, E, R>) =>
       lock.withPermits(1)(
@@ -167,10 +173,15 @@ export const make = (
       status: Ref.get(status),
       setPhase: (phase) => Ref.update(status, (s) => ({ ...s, phase })),
       noteError: (error) => Ref.update(status, (s) => ({ ...s, lastError: Option.some(error) })),
+      countError: (kind) => Metric.increment(kind === "handler" ? handlerErrors : storeErrors),
       observe: (phase, lagEvents, lagMillis) =>
         Effect.zipRight(
           Ref.update(status, (s) => ({ ...s, phase, lagEvents, lagMillis })),
-          Effect.zipRight(Metric.set(metrics.lagEvents, lagEvents), Metric.set(metrics.lagMillis, lagMillis))
+          Effect.all([
+            Metric.set(metrics.lagEvents, lagEvents),
+            Metric.set(metrics.lagSeconds, lagMillis / 1000),
+            Metric.set(metrics.lagMillis, lagMillis)
+          ], { discard: true })
         ),
       stopped: Ref.update(status, (s) => (s.phase === "failed" ? s : { ...s, phase: "idle" as const })),
       epoch: Ref.get(epoch),

@@ -107,7 +107,7 @@ export const run = <R>(
       Effect.zipRight(backoff.reset),
       Effect.catchTag("StoreError", (e) =>
         Effect.zipRight(
-          progress.noteError(e.message),
+          Effect.zipRight(progress.countError("store"), progress.noteError(e.message)),
           e.retryable === true
             ? Effect.zipRight(
               Effect.logWarning(`subscription ${settings.id}: ${e.message}`),
