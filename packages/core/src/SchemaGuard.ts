@@ -102,7 +102,11 @@ export const check = (
   options: Options
 ): Effect.Effect<Report, SchemaChanged | SchemaGuardError> =>
   Effect.gen(function*() {
-    const record = options.record ?? !(yield* Config.boolean("CI").pipe(Config.withDefault(false), Effect.orDie))
+    // A CI variable that is not a boolean is a typed error, not a defect.
+    const record = options.record ?? !(yield* Config.boolean("CI").pipe(
+      Config.withDefault(false),
+      Effect.mapError((cause) => new SchemaGuardError({ path: "the CI environment variable", cause }))
+    ))
     const members = EventCodec.members(aggregate.events)
     if (members === undefined) {
       return yield* new SchemaChanged({
