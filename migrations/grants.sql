@@ -28,6 +28,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA :"schema" TO :"role";
 GRANT INSERT ON :"schema".events TO :"role";
 GRANT INSERT, UPDATE ON :"schema".streams TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".append_events TO :"role";
+-- Group commit (0011): several appends in one statement, each through append_events.
+GRANT EXECUTE ON FUNCTION :"schema".append_batch TO :"role";
 GRANT INSERT, UPDATE, DELETE ON :"schema".snapshots TO :"role";
 GRANT INSERT, UPDATE, DELETE ON :"schema".outbox TO :"role";
 GRANT INSERT, UPDATE ON :"schema".checkpoints TO :"role";

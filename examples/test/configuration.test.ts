@@ -17,7 +17,9 @@ describe("the configuration example", () => {
         notify: false,
         pooler: "none",
         tenancy: "single",
-        rowLevelSecurity: false
+        rowLevelSecurity: false,
+        groupCommit: true,
+        groupCommitMaxBatch: 64
       })
       assert.isTrue(Option.isNone(on.session))
       assert.deepStrictEqual(on.outbox, { on: true, pending: 1 })
@@ -38,6 +40,7 @@ describe("the configuration example", () => {
           EVENTFOLD_SCHEMA: "shop",
           EVENTFOLD_OUTBOX: "true",
           EVENTFOLD_POOLER: "transaction",
+          EVENTFOLD_GROUP_COMMIT_MAX_BATCH: "64",
           EVENTFOLD_MIGRATIONS: "verify",
           EVENTFOLD_PG_MAX_CONNECTIONS: "3",
           EVENTFOLD_PG_APPLICATION_NAME: "orders-api",
@@ -52,7 +55,9 @@ describe("the configuration example", () => {
         notify: true,
         pooler: "transaction",
         tenancy: "single",
-        rowLevelSecurity: false
+        rowLevelSecurity: false,
+        groupCommit: true,
+        groupCommitMaxBatch: 64
       })
       assert.deepStrictEqual(
         result.session,

@@ -47,6 +47,10 @@ export interface Settings {
    * one of eventfold's functions (which set it themselves).
    */
   readonly rowLevelSecurity: boolean
+  /** Group commit of concurrent standalone appends (see `PgEventStore.Options.groupCommit`). */
+  readonly groupCommit: boolean
+  /** The most appends one group commit sends together. */
+  readonly groupCommitMaxBatch: number
 }
 
 /**
@@ -67,7 +71,9 @@ export const defaults: Settings = {
   notify: true,
   pooler: "none",
   tenancy: "single",
-  rowLevelSecurity: false
+  rowLevelSecurity: false,
+  groupCommit: true,
+  groupCommitMaxBatch: 64
 }
 
 /**
@@ -99,6 +105,12 @@ export const make = (options: Options = {}): Effect.Effect<Settings, Errors.Inva
         reason: `tenancy must be "single" or "multi", got ${JSON.stringify(settings.tenancy)}`
       })
     }
+    const maxBatch = settings.groupCommitMaxBatch
+    if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > 1000) {
+      return yield* new Errors.InvalidInput({
+        reason: `groupCommitMaxBatch must be an integer from 1 to 1000, got ${JSON.stringify(maxBatch)}`
+      })
+    }
     return { ...settings, schema: yield* internal.validateSchema(settings.schema) }
   })
 
@@ -107,7 +119,9 @@ const definedOnly = (options: Options): Options =>
 
 /**
  * The settings from the environment: `EVENTFOLD_SCHEMA` (default "eventfold"), `EVENTFOLD_OUTBOX` (default false),
- * `EVENTFOLD_NOTIFY` (default true), `EVENTFOLD_POOLER` ("none" or "transaction", default "none").
+ * `EVENTFOLD_NOTIFY` (default true), `EVENTFOLD_POOLER` ("none" or "transaction", default "none"), `EVENTFOLD_TENANCY`,
+ * `EVENTFOLD_ROW_LEVEL_SECURITY`, `EVENTFOLD_GROUP_COMMIT` (default true) and `EVENTFOLD_GROUP_COMMIT_MAX_BATCH`
+ * (default 64).
  *
  * @since 0.2.0
  * @category config
@@ -118,7 +132,11 @@ export const config: Config.Config<Settings> = Config.all({
   notify: Config.boolean("EVENTFOLD_NOTIFY").pipe(Config.withDefault(defaults.notify)),
   pooler: Config.literal("none", "transaction")("EVENTFOLD_POOLER").pipe(Config.withDefault(defaults.pooler)),
   tenancy: Config.literal("single", "multi")("EVENTFOLD_TENANCY").pipe(Config.withDefault(defaults.tenancy)),
-  rowLevelSecurity: Config.boolean("EVENTFOLD_ROW_LEVEL_SECURITY").pipe(Config.withDefault(defaults.rowLevelSecurity))
+  rowLevelSecurity: Config.boolean("EVENTFOLD_ROW_LEVEL_SECURITY").pipe(Config.withDefault(defaults.rowLevelSecurity)),
+  groupCommit: Config.boolean("EVENTFOLD_GROUP_COMMIT").pipe(Config.withDefault(defaults.groupCommit)),
+  groupCommitMaxBatch: Config.integer("EVENTFOLD_GROUP_COMMIT_MAX_BATCH").pipe(
+    Config.withDefault(defaults.groupCommitMaxBatch)
+  )
 })
 
 /**

@@ -1,0 +1,249 @@
+// Group commit on PostgreSQL with deterministic batches: an admin connection holds a stream's append lock (the
+// advisory lock of append_events), so the one batch allowed in flight waits on it while the next appends queue; the
+// queued appends then go out as one batch. Each append keeps its own outcome, a batch that raises falls back to one
+// append at a time, and a connection killed mid-batch fails exactly that batch's appends, retryable, writing nothing.
+import { assert, describe, it } from "@effect/vitest"
+import * as EventStore from "@eventfold/core/EventStore"
+import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
+import { PgConfig, PgDatabase, PgEventStore, PgTest } from "@eventfold/postgres"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import pg from "pg"
+
+const TYPE = "Account"
+const lockKey = (streamId: string, tenantId = "default") => `${tenantId}/${TYPE}/${streamId}`
+
+/** An admin connection of its own, holding the append locks of some streams in an open transaction. */
+const holdLocks = (adminUrl: string, streamIds: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.promise(async () => {
+      const client = new pg.Client({ connectionString: adminUrl })
+      await client.connect()
+      await client.query("BEGIN")
+      for (const id of streamIds) {
+        await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7130))", [lockKey(id)])
+      }
+      return client
+    }),
+    (client) => Effect.promise(() => client.query("ROLLBACK").then(() => client.end(), () => client.end()))
+  )
+
+/**
+ * The one backend of the application role waiting for an advisory lock. pg_locks, not pg_stat_activity's query text:
+ * that text can still show the connection's previous statement while the next one waits.
+ */
+const waiting = (admin: pg.Client, role: string) =>
+  Effect.promise(() =>
+    admin.query<{ pid: number }>(
+      `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND l.locktype = 'advisory' AND a.usename = $1`,
+      [role]
+    )
+  ).pipe(
+    Effect.map((result) => result.rows.map((row) => row.pid)),
+    Effect.filterOrFail((pids) => pids.length === 1, () => "not yet" as const),
+    Effect.retry({ while: (e) => e === "not yet", schedule: Schedule.spaced("10 millis") }),
+    Effect.timeout("10 seconds"),
+    Effect.orDie,
+    Effect.map((pids) => pids[0]!)
+  )
+
+const one = (streamId: string, extra: Partial<EventStore.AppendOptions> = {}): EventStore.AppendOptions => ({
+  streamType: TYPE,
+  streamId,
+  events: [{ type: "Deposited", payload: { amount: 1 } }],
+  ...extra
+})
+
+/** The store under test: group commit with one batch in flight, on a pool of its own as the application role. */
+const storeOn = (db: PgTest.TestDatabase, settings?: PgConfig.Options) =>
+  Layer.build(
+    PgEventStore.layer({ groupCommit: { concurrency: 1 }, notify: false }).pipe(
+      Layer.provide(Layer.merge(PgDatabase.layer({ url: db.url, maxConnections: 10 }), PgConfig.layer(settings)))
+    )
+  ).pipe(Effect.map(Context.get(EventStore.EventStore)))
+
+describe(`group commit (${PgTest.serverLabel()})`, () => {
+  it.live("appends queued behind a batch in flight go out together, each with its own outcome", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      const store = yield* storeOn(db)
+      const taken = crypto.randomUUID()
+      const repeated = crypto.randomUUID()
+      yield* store.append(one("holder", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: taken }] }))
+      yield* store.append(one("repeat", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: repeated }] }))
+      yield* store.append(
+        one("behind", { events: [{ type: "Deposited", payload: { n: 1 } }, { type: "Deposited", payload: { n: 2 } }] })
+      )
+
+      const locks = yield* holdLocks(db.adminUrl, ["blocker"])
+      const first = yield* Effect.fork(store.append(one("blocker")))
+      yield* waiting(locks, db.role)
+      // The one batch allowed in flight waits on the lock: these five queue, and go out as the next batch.
+      const queued = yield* Effect.fork(Effect.all(
+        [
+          store.append(one("fresh-a")),
+          store.append(one("behind", { expectedVersion: ExpectedVersion.Exact(1) })),
+          store.append(one("dup", { events: [{ type: "Deposited", payload: { n: 2 }, eventId: taken }] })),
+          store.append(one("repeat", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: repeated }] })),
+          store.append(one("fresh-b", { expectedVersion: ExpectedVersion.NoStream }))
+        ].map(Effect.either),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.sleep("200 millis")
+      yield* Effect.promise(() => locks.query("COMMIT"))
+      const blocker = yield* Fiber.join(first)
+      const [freshA, behind, dup, repeat, freshB] = yield* Fiber.join(queued)
+
+      assert.isTrue(Either.isRight(freshA!) && Either.isRight(freshB!), "both fresh appends succeed")
+      if (Either.isRight(freshA!) && Either.isRight(freshB!)) {
+        // One batch: one transaction, and not the blocker's.
+        assert.strictEqual(freshA.right.position.transactionId, freshB.right.position.transactionId)
+        assert.notStrictEqual(freshA.right.position.transactionId, blocker.position.transactionId)
+      }
+      assert.isTrue(Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict")
+      if (Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict") {
+        assert.strictEqual(behind.left.actual, 2)
+      }
+      assert.isTrue(Either.isLeft(dup!) && dup.left._tag === "DuplicateEvent")
+      assert.isTrue(Either.isRight(repeat!) && repeat.right.idempotent)
+      assert.isTrue(Either.isLeft(yield* Effect.either(store.readStream({ streamType: TYPE, streamId: "dup" }))))
+      assert.strictEqual((yield* store.readStream({ streamType: TYPE, streamId: "behind" })).length, 2)
+    }).pipe(Effect.scoped))
+
+  it.live("a batch that raises (a version taken behind eventfold's back) falls back to one append at a time", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      const store = yield* storeOn(db)
+      yield* store.append(one("bypassed"))
+      // A writer that bypassed append_events took version 2: the unique key raises inside the batch.
+      const locks = yield* holdLocks(db.adminUrl, ["blocker"])
+      yield* Effect.promise(async () => {
+        const owner = new pg.Client({ connectionString: db.adminUrl })
+        await owner.connect()
+        await owner.query(
+          `INSERT INTO eventfold.events (tenant_id, stream_type, stream_id, version, event_id, event_type, payload, metadata)
+           VALUES ('default', $1, 'bypassed', 2, gen_random_uuid(), 'Deposited', '{}', '{}')`,
+          [TYPE]
+        )
+        await owner.end()
+      })
+      const first = yield* Effect.fork(store.append(one("blocker")))
+      yield* waiting(locks, db.role)
+      const queued = yield* Effect.fork(Effect.all(
+        [
+          store.append(one("ok-1")),
+          store.append(one("bypassed", { expectedVersion: ExpectedVersion.Exact(1) })),
+          store.append(one("ok-2"))
+        ].map(Effect.either),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.sleep("200 millis")
+      yield* Effect.promise(() => locks.query("COMMIT"))
+      yield* Fiber.join(first)
+      const [ok1, bypassed, ok2] = yield* Fiber.join(queued)
+      assert.isTrue(Either.isRight(ok1!) && Either.isRight(ok2!), "the neighbours succeed")
+      if (Either.isRight(ok1!) && Either.isRight(ok2!)) {
+        // One at a time after the batch failed: two transactions.
+        assert.notStrictEqual(ok1.right.position.transactionId, ok2.right.position.transactionId)
+      }
+      assert.isTrue(Either.isLeft(bypassed!) && bypassed.left._tag === "ConcurrencyConflict")
+      if (Either.isLeft(bypassed!) && bypassed.left._tag === "ConcurrencyConflict") {
+        assert.strictEqual(bypassed.left.actual, 1)
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("a connection killed mid-batch fails exactly that batch's appends, retryable, and writes nothing", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      const store = yield* storeOn(db)
+      // Session-level locks this time, so that the admin can release one and keep the other.
+      const locks = yield* holdLocks(db.adminUrl, [])
+      for (const id of ["blocker", "locked"]) {
+        yield* Effect.promise(() => locks.query("SELECT pg_advisory_lock(hashtextextended($1, 7130))", [lockKey(id)]))
+      }
+      const first = yield* Effect.fork(store.append(one("blocker")))
+      yield* waiting(locks, db.role)
+      const queued = yield* Effect.fork(Effect.all(
+        [store.append(one("b")), store.append(one("c")), store.append(one("locked"))].map(Effect.either),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.sleep("200 millis")
+      // The single append in flight goes through; the batch of the three then waits on "locked", and dies.
+      yield* Effect.promise(() =>
+        locks.query("SELECT pg_advisory_unlock(hashtextextended($1, 7130))", [lockKey("blocker")])
+      )
+      const blocker = yield* Fiber.join(first)
+      assert.strictEqual(blocker.version, 1)
+      const batchPid = yield* waiting(locks, db.role)
+      yield* Effect.promise(() => locks.query("SELECT pg_terminate_backend($1)", [batchPid]))
+      const outcomes = yield* Fiber.join(queued)
+
+      for (const outcome of outcomes) {
+        assert.isTrue(Either.isLeft(outcome), "failed")
+        if (Either.isLeft(outcome)) {
+          assert.strictEqual(outcome.left._tag, "StoreError")
+          if (outcome.left._tag === "StoreError") {
+            assert.isTrue(outcome.left.retryable, "retryable")
+            assert.strictEqual(outcome.left.kind, "connection")
+          }
+        }
+      }
+      const written = yield* Effect.promise(() =>
+        locks.query<{ stream_id: string }>("SELECT stream_id FROM eventfold.events ORDER BY stream_id")
+      )
+      assert.deepStrictEqual(written.rows.map((row) => row.stream_id), ["blocker"], "nothing of the batch written")
+      yield* Effect.promise(() => locks.query("SELECT pg_advisory_unlock_all()"))
+      // Retried, every append succeeds (the pool replaced the dead connections).
+      const retried = yield* Effect.all(
+        ["b", "c", "locked"].map((id) =>
+          store.append(one(id, { expectedVersion: ExpectedVersion.NoStream })).pipe(
+            Effect.retry({ times: 3, while: (e) => e._tag === "StoreError" && e.retryable === true })
+          )
+        ),
+        { concurrency: "unbounded" }
+      )
+      assert.deepStrictEqual(retried.map((r) => r.version), [1, 1, 1])
+    }).pipe(Effect.scoped))
+
+  it.live("one batch holds appends of several tenants, each written in its own tenant under row-level security", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase({ rowLevelSecurity: true })
+      const store = yield* storeOn(db, { tenancy: "multi", rowLevelSecurity: true })
+      const locks = yield* holdLocks(db.adminUrl, [])
+      yield* Effect.promise(() =>
+        locks.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7130))", [lockKey("blocker", "t-a")])
+      )
+      const first = yield* Effect.fork(store.append(one("blocker", { tenantId: "t-a" })))
+      yield* waiting(locks, db.role)
+      const tenants = ["t-a", "t-b", "t-c"]
+      const queued = yield* Effect.fork(Effect.all(
+        tenants.map((tenantId) =>
+          store.append(one("shared-id", { tenantId, events: [{ type: "Deposited", payload: { tenantId } }] }))
+        ),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.sleep("200 millis")
+      yield* Effect.promise(() => locks.query("COMMIT"))
+      yield* Fiber.join(first)
+      const results = yield* Fiber.join(queued)
+      assert.strictEqual(new Set(results.map((r) => r.position.transactionId)).size, 1, "one batch")
+      for (const tenantId of tenants) {
+        const events = yield* store.readStream({ tenantId, streamType: TYPE, streamId: "shared-id" })
+        assert.deepStrictEqual(events.map((e) => [e.tenantId, e.payload]), [[tenantId, { tenantId }]])
+        const feed = yield* store.readAll({ tenantId })
+        assert.isTrue(feed.every((e) => e.tenantId === tenantId), "a tenant's feed holds its own events only")
+      }
+      // Row-level security saw each row written in its own tenant: the owner counts one row per tenant.
+      const rows = yield* Effect.promise(() =>
+        locks.query<{ tenant_id: string }>(
+          "SELECT tenant_id FROM eventfold.events WHERE stream_id = 'shared-id' ORDER BY tenant_id"
+        )
+      )
+      assert.deepStrictEqual(rows.rows.map((row) => row.tenant_id), tenants)
+    }).pipe(Effect.scoped))
+})
