@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url"
 
 const root = fileURLToPath(new URL("..", import.meta.url))
 const fixtures = path.join(root, "scripts", "consumer")
-const libraries = ["core", "postgres", "outbox-nats"]
+const libraries = ["core", "postgres", "outbox-nats", "cli"]
 const tsc = path.join(root, "node_modules", "typescript", "bin", "tsc")
 const npm = process.platform === "win32" ? "npm.cmd" : "npm"
 const stepTimeoutMs = 180_000
@@ -196,6 +196,22 @@ try {
       )
       run(process.execPath, [tsc, "-p", "tsconfig.json"], { cwd: app, env: outsideEnv })
     })
+    check("bin: the installed eventfold command (--help, --version, a failing status exits 1)", () => {
+      const bin = path.join(app, "node_modules", ".bin", "eventfold")
+      const help = run(bin, ["--help"], { cwd: app, env: outsideEnv })
+      if (!help.includes("EXIT CODES")) throw new Error(`eventfold --help printed no EXIT CODES section:\n${help}`)
+      const version = run(bin, ["--version"], { cwd: app, env: outsideEnv }).trim()
+      const failing = spawnSync(bin, ["status"], {
+        cwd: app,
+        encoding: "utf8",
+        timeout: stepTimeoutMs,
+        env: { ...outsideEnv, DATABASE_URL: "postgres://nobody@127.0.0.1:1/none", EVENTFOLD_PG_CONNECT_TIMEOUT: "2000" }
+      })
+      if (failing.status !== 1 || !/^error: /m.test(failing.stderr)) {
+        throw new Error(`eventfold status on a closed port: exit ${failing.status}\n${failing.stdout}${failing.stderr}`)
+      }
+      return `eventfold ${version}`
+    })
   }
 } finally {
   cleanUp()
@@ -226,4 +242,4 @@ console.log(
     ((performance.now() - started) / 1000).toFixed(1)
   }s)`
 )
-process.exitCode = failed > 0 || results.length < 5 ? 1 : 0
+process.exitCode = failed > 0 || results.length < 6 ? 1 : 0

@@ -52,6 +52,16 @@ export const render = (sql: string, schema: string): string =>
     .replace(/^SET search_path TO/m, "SET LOCAL search_path TO")
 
 /**
+ * The SQL of every migration of this version rendered for a schema (what `run` executes for it), as
+ * `[id, name, sql]`: for a dry run, or for review before migrating.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const scripts = (schema: string): ReadonlyArray<readonly [id: number, name: string, sql: string]> =>
+  files.map((f) => [f.id, f.name, render(f.sql, schema)] as const)
+
+/**
  * Applies every pending migration and returns the ones it applied.
  *
  * @since 0.1.0
