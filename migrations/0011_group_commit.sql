@@ -58,6 +58,11 @@ DECLARE
   v_key   bigint;
   -- The transaction's tenant scope on entry: none for a transaction of its own, which is how the library calls this.
   v_scope text := coalesce(current_setting('eventfold.tenant', true), '');
+  v_tenant  text := p_tenant_ids[1];
+  v_actions text[];
+  v_new     integer[];
+  v_actual  integer[];
+  v_last    bigint[];
 BEGIN
   IF v_n = 0 OR coalesce(cardinality(p_stream_types), 0) <> v_n OR coalesce(cardinality(p_stream_ids), 0) <> v_n
      OR coalesce(cardinality(p_expected_kinds), 0) <> v_n OR coalesce(cardinality(p_expected_versions), 0) <> v_n
@@ -69,6 +74,16 @@ BEGIN
      OR cardinality(p_payloads) <> cardinality(p_event_ids) OR cardinality(p_metadata) <> cardinality(p_event_ids) THEN
     RAISE EXCEPTION 'append_batch: the event arrays must hold the sum of p_event_counts elements each'
       USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT 1 FROM unnest(p_event_counts) c WHERE c IS NULL OR c < 1) THEN
+    RAISE EXCEPTION 'append_batch: no events' USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT 1 FROM unnest(p_expected_kinds) k
+              WHERE k IS NULL OR k NOT IN ('any', 'no_stream', 'stream_exists', 'exact')) THEN
+    RAISE EXCEPTION 'append_batch: unknown expected kind' USING ERRCODE = '22023';
+  END IF;
+  IF EXISTS (SELECT 1 FROM unnest(p_tenant_ids) t WHERE t IS NULL OR t = '' OR t = '*') THEN
+    RAISE EXCEPTION 'append_batch: invalid tenant id' USING ERRCODE = '22023';
   END IF;
 
   -- The same locks append_events takes, all of them up front and in key order (see the header).
@@ -83,6 +98,102 @@ BEGIN
   LOOP
     PERFORM pg_advisory_xact_lock(v_key);
   END LOOP;
+
+  -- The set-based path, for the common batch: one tenant, each stream once, no supplied ids to check. It decides
+  -- every append against its stream's row at once (no other writer can change those rows: their locks are held), then
+  -- writes every stream row and every event with one statement each. It gives each append exactly the outcome
+  -- append_events gives it (see 0009: archived, deleted and soft-deleted streams included). Other batches take the
+  -- loop below, one append_events call per append.
+  IF NOT (true = ANY(p_check_ids))
+     AND NOT EXISTS (SELECT 1 FROM unnest(p_tenant_ids) t WHERE t <> v_tenant)
+     AND (SELECT count(DISTINCT (st, sid)) FROM unnest(p_stream_types, p_stream_ids) AS u(st, sid)) = v_n
+     AND pg_current_xact_id_if_assigned() IS NULL THEN
+    PERFORM enter_tenant(v_tenant);
+    IF EXISTS (SELECT 1 FROM tenant_blocks b WHERE b.tenant_id = v_tenant) THEN
+      RETURN QUERY SELECT i, 'blocked'::text, NULL::integer, NULL::xid8, NULL::bigint, NULL::uuid
+                     FROM generate_series(1, v_n) AS i;
+      RETURN;
+    END IF;
+    SELECT array_agg(d.action ORDER BY d.ord), array_agg(d.new_version ORDER BY d.ord),
+           array_agg(d.actual ORDER BY d.ord)
+      INTO v_actions, v_new, v_actual
+      FROM (
+        SELECT r.ord,
+               CASE
+                 WHEN s.stream_id IS NULL THEN
+                   CASE WHEN r.kind IN ('any', 'no_stream') OR (r.kind = 'exact' AND r.ev = 0) THEN 'insert'
+                        ELSE 'conflict' END
+                 WHEN s.deleted THEN 'deleted'
+                 WHEN s.archived THEN 'archived'
+                 -- A soft-deleted stream counts as no stream; recreated, its versions continue.
+                 WHEN s.soft_deleted THEN
+                   CASE WHEN r.kind IN ('any', 'no_stream') OR (r.kind = 'exact' AND r.ev = 0) THEN 'update'
+                        ELSE 'conflict' END
+                 WHEN r.kind IN ('any', 'stream_exists') OR (r.kind = 'exact' AND r.ev > 0 AND r.ev = s.version)
+                   THEN 'update'
+                 ELSE 'conflict'
+               END AS action,
+               coalesce(s.version, 0) + r.cnt AS new_version,
+               CASE WHEN s.stream_id IS NULL OR s.soft_deleted THEN 0 ELSE s.version END AS actual
+          FROM unnest(p_stream_types, p_stream_ids, p_expected_kinds, p_expected_versions, p_event_counts)
+               WITH ORDINALITY AS r(st, sid, kind, ev, cnt, ord)
+          LEFT JOIN streams s ON s.tenant_id = v_tenant AND s.stream_type = r.st AND s.stream_id = r.sid
+      ) d;
+
+    UPDATE streams s
+       SET version = r.new_version, updated_at = now(), last_transaction_id = pg_current_xact_id(),
+           soft_deleted = false
+      FROM unnest(p_stream_types, p_stream_ids, v_actions, v_new) AS r(st, sid, action, new_version)
+     WHERE r.action = 'update' AND s.tenant_id = v_tenant AND s.stream_type = r.st AND s.stream_id = r.sid;
+    INSERT INTO streams (tenant_id, stream_type, stream_id, version, last_transaction_id)
+    SELECT v_tenant, r.st, r.sid, r.new_version, pg_current_xact_id()
+      FROM unnest(p_stream_types, p_stream_ids, v_actions, v_new) AS r(st, sid, action, new_version)
+     WHERE r.action = 'insert';
+
+    -- Every event of a written append, in argument order (which gives the global positions).
+    WITH inserted AS (
+      INSERT INTO events (tenant_id, stream_type, stream_id, version, event_id, event_type, schema_version, payload,
+                          metadata, actor_id, correlation_id, causation_id)
+      SELECT v_tenant, p_stream_types[x.o], p_stream_ids[x.o], v_new[x.o] - p_event_counts[x.o] + x.g,
+             p_event_ids[x.k], p_event_types[x.k], p_schema_versions[x.k], p_payloads[x.k], p_metadata[x.k],
+             p_metadata[x.k] ->> 'actorId', p_metadata[x.k] ->> 'correlationId', p_metadata[x.k] ->> 'causationId'
+        FROM (SELECT o, g, (row_number() OVER (ORDER BY o, g))::integer AS k
+                FROM generate_series(1, v_n) AS o, LATERAL generate_series(1, p_event_counts[o]) AS g) x
+       WHERE v_actions[x.o] IN ('insert', 'update')
+       ORDER BY x.k
+      RETURNING events.stream_type, events.stream_id, events.global_position
+    )
+    SELECT array_agg(l.last ORDER BY r.ord) INTO v_last
+      FROM unnest(p_stream_types, p_stream_ids) WITH ORDINALITY AS r(st, sid, ord)
+      LEFT JOIN (SELECT i.stream_type, i.stream_id, max(i.global_position) AS last FROM inserted i GROUP BY 1, 2) l
+        ON l.stream_type = r.st AND l.stream_id = r.sid;
+
+    IF p_outbox THEN
+      INSERT INTO outbox (tenant_id, event_id, global_position, transaction_id, stream_type, stream_id, version,
+                          event_type, schema_version, payload, metadata)
+      SELECT e.tenant_id, e.event_id, e.global_position, e.transaction_id, e.stream_type, e.stream_id, e.version,
+             e.event_type, e.schema_version, e.payload, e.metadata
+        FROM unnest(p_stream_types, p_stream_ids, v_actions, v_new, p_event_counts)
+             WITH ORDINALITY AS r(st, sid, action, new_version, cnt, ord)
+        JOIN events e ON e.tenant_id = v_tenant AND e.stream_type = r.st AND e.stream_id = r.sid
+                     AND e.version > r.new_version - r.cnt
+       WHERE r.action IN ('insert', 'update')
+       ORDER BY e.global_position;
+    END IF;
+    IF p_notify AND ('insert' = ANY(v_actions) OR 'update' = ANY(v_actions)) THEN
+      PERFORM pg_notify(left(current_schema(), 56) || '_events', '1');
+    END IF;
+
+    RETURN QUERY
+      SELECT r.ord::integer,
+             CASE WHEN r.action IN ('insert', 'update') THEN 'ok' ELSE r.action END,
+             CASE WHEN r.action IN ('insert', 'update') THEN r.new_version ELSE r.actual END,
+             CASE WHEN r.action IN ('insert', 'update') THEN pg_current_xact_id() END,
+             r.last, NULL::uuid
+        FROM unnest(v_actions, v_new, v_actual, v_last) WITH ORDINALITY AS r(action, new_version, actual, last, ord)
+       ORDER BY r.ord;
+    RETURN;
+  END IF;
 
   FOR i IN 1 .. v_n LOOP
     v_end := v_start + p_event_counts[i] - 1;

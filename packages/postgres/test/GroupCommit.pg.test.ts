@@ -246,4 +246,167 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       )
       assert.deepStrictEqual(rows.rows.map((row) => row.tenant_id), tenants)
     }).pipe(Effect.scoped))
+
+  it.live("the set-based batch gives every append the outcome append_events gives it alone (a differential test)", () =>
+    Effect.gen(function*() {
+      type Case = readonly [streamId: string, expected: ExpectedVersion.ExpectedVersion, events: number]
+      const X = ExpectedVersion
+      // Streams set up before the batch: [id, events, state].
+      const setup: ReadonlyArray<readonly [string, number, "live" | "archived" | "deleted" | "soft"]> = [
+        ["live-1", 2, "live"],
+        ["live-2", 2, "live"],
+        ["live-3", 2, "live"],
+        ["live-4", 2, "live"],
+        ["live-5", 2, "live"],
+        ["live-6", 2, "live"],
+        ["archived", 1, "archived"],
+        ["deleted", 1, "deleted"],
+        ["soft-1", 2, "soft"],
+        ["soft-2", 2, "soft"],
+        ["soft-3", 2, "soft"],
+        ["soft-4", 2, "soft"]
+      ]
+      const cases: ReadonlyArray<Case> = [
+        ["new-any", X.Any, 1],
+        ["new-none", X.NoStream, 2],
+        ["new-exact-0", X.Exact(0), 1],
+        ["new-exact-3", X.Exact(3), 1],
+        ["new-exists", X.StreamExists, 1],
+        ["live-1", X.Exact(2), 1],
+        ["live-2", X.Exact(1), 1],
+        ["live-3", X.NoStream, 1],
+        ["live-4", X.Any, 2],
+        ["live-5", X.StreamExists, 1],
+        ["live-6", X.Exact(0), 1],
+        ["archived", X.Any, 1],
+        ["deleted", X.Exact(1), 1],
+        ["soft-1", X.NoStream, 1],
+        ["soft-2", X.Exact(2), 1],
+        ["soft-3", X.Any, 1],
+        ["soft-4", X.StreamExists, 1]
+      ]
+      const run = (batched: boolean) =>
+        Effect.gen(function*() {
+          const db = yield* PgTest.freshDatabase()
+          const store = yield* Layer.build(
+            PgEventStore.layer({ groupCommit: batched ? { concurrency: 1 } : false, notify: true, outbox: true })
+              .pipe(Layer.provide(PgDatabase.layer({ url: db.url, maxConnections: 10 })))
+          ).pipe(Effect.map(Context.get(EventStore.EventStore)))
+          const admin = yield* holdLocks(db.adminUrl, [])
+          yield* Effect.promise(() => admin.query("COMMIT"))
+          for (const [id, count, state] of setup) {
+            yield* store.append(
+              one(id, { events: Array.from({ length: count }, (_, i) => ({ type: "Set", payload: { i } })) })
+            )
+            if (state !== "live") {
+              const column = state === "soft" ? "soft_deleted" : state
+              yield* Effect.promise(() =>
+                admin.query(`UPDATE eventfold.streams SET ${column} = true WHERE stream_id = $1`, [id])
+              )
+            }
+          }
+          const append = ([id, expectedVersion, count]: Case) =>
+            Effect.either(store.append(one(id, {
+              expectedVersion,
+              events: Array.from({ length: count }, (_, i) => ({ type: "Batched", payload: { id, i } }))
+            })))
+          let outcomes: ReadonlyArray<Either.Either<EventStore.AppendResult, unknown>>
+          if (batched) {
+            yield* Effect.promise(() => admin.query("BEGIN"))
+            yield* Effect.promise(() =>
+              admin.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7130))", [lockKey("blocker")])
+            )
+            const first = yield* Effect.fork(store.append(one("blocker")))
+            yield* waiting(admin, db.role)
+            const queued = yield* Effect.fork(Effect.all(cases.map(append), { concurrency: "unbounded" }))
+            yield* Effect.sleep("200 millis")
+            yield* Effect.promise(() => admin.query("COMMIT"))
+            yield* Fiber.join(first)
+            outcomes = yield* Fiber.join(queued)
+            const ok = outcomes.filter(Either.isRight)
+            assert.strictEqual(new Set(ok.map((o) => o.right.position.transactionId)).size, 1, "one batch")
+          } else {
+            outcomes = yield* Effect.forEach(cases, append)
+          }
+          const summary = outcomes.map((o) =>
+            Either.isRight(o)
+              ? ["ok", o.right.version]
+              : [
+                (o.left as { _tag: string })._tag,
+                (o.left as { _tag: string; actual?: number })._tag === "ConcurrencyConflict"
+                  ? (o.left as { actual: number }).actual
+                  : null
+              ]
+          )
+          const streams = yield* Effect.promise(() =>
+            admin.query(
+              `SELECT stream_id, version, archived, deleted, soft_deleted FROM eventfold.streams
+                WHERE stream_id <> 'blocker' ORDER BY stream_id`
+            )
+          )
+          const events = yield* Effect.promise(() =>
+            admin.query(
+              `SELECT stream_id, version, event_type, payload FROM eventfold.events
+                WHERE stream_id <> 'blocker' ORDER BY stream_id, version`
+            )
+          )
+          const outbox = yield* Effect.promise(() =>
+            admin.query(
+              `SELECT stream_id, version FROM eventfold.outbox WHERE stream_id <> 'blocker' ORDER BY global_position`
+            )
+          )
+          return { summary, streams: streams.rows, events: events.rows, outbox: outbox.rows.length }
+        })
+      const batched = yield* run(true)
+      const alone = yield* run(false)
+      assert.deepStrictEqual(batched.summary, alone.summary)
+      assert.deepStrictEqual(batched.streams, alone.streams)
+      assert.deepStrictEqual(batched.events, alone.events)
+      assert.strictEqual(batched.outbox, alone.outbox)
+      // The expected outcomes themselves, so that both paths cannot be wrong alike.
+      assert.deepStrictEqual(batched.summary, [
+        ["ok", 1],
+        ["ok", 2],
+        ["ok", 1],
+        ["ConcurrencyConflict", 0],
+        ["ConcurrencyConflict", 0],
+        ["ok", 3],
+        ["ConcurrencyConflict", 2],
+        ["ConcurrencyConflict", 2],
+        ["ok", 4],
+        ["ok", 3],
+        ["ConcurrencyConflict", 2],
+        ["StreamArchived", null],
+        ["StreamDeleted", null],
+        ["ok", 3],
+        ["ConcurrencyConflict", 0],
+        ["ok", 3],
+        ["ConcurrencyConflict", 0]
+      ])
+    }).pipe(Effect.scoped))
+
+  it.live("a blocked tenant's appends in a batch are each refused with TenantUnavailable", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      const store = yield* storeOn(db)
+      const admin = yield* holdLocks(db.adminUrl, ["blocker"])
+      const first = yield* Effect.fork(store.append(one("blocker")))
+      yield* waiting(admin, db.role)
+      const queued = yield* Effect.fork(Effect.all(
+        [store.append(one("x")), store.append(one("y"))].map(Effect.either),
+        { concurrency: "unbounded" }
+      ))
+      yield* Effect.sleep("200 millis")
+      yield* Effect.promise(() =>
+        admin.query("INSERT INTO eventfold.tenant_blocks (tenant_id, reason) VALUES ('default', 'moving')")
+      )
+      yield* Effect.promise(() => admin.query("COMMIT"))
+      yield* Fiber.join(first)
+      for (const outcome of yield* Fiber.join(queued)) {
+        assert.isTrue(Either.isLeft(outcome) && outcome.left._tag === "TenantUnavailable")
+        if (Either.isLeft(outcome) && outcome.left._tag === "TenantUnavailable") {
+          assert.strictEqual(outcome.left.reason, "moving")
+        }
+      }
+    }).pipe(Effect.scoped))
 })
