@@ -2,14 +2,16 @@
 -- one statement and one transaction, so that concurrent writers of one process share a round trip and a commit
 -- (PgEventStore's group commit). Each append keeps its own outcome: append_batch returns append_events' row for each,
 -- numbered by its position in the arguments ('ok', 'idempotent', 'conflict', 'duplicate', 'blocked', 'archived',
--- 'deleted'; never 'stale', below). An error raised by one append (a unique violation, a deadlock) aborts the whole
+-- 'deleted', or 'busy': not attempted; never 'stale', below). An error raised by one append (a unique violation, a deadlock) aborts the whole
 -- statement, and nothing of the batch is written: the library then runs that batch's appends one by one.
 --
--- Locks. Every tenant's shared cut-over lock, then every stream's append lock, are taken first, each set in key
--- order, before the transaction has an id: two batches lock in the same order (no deadlock between them), and the
--- transaction id the first write takes is newer than that of every append that committed to one of these streams
--- before. So no append of the batch can find its stream written by a newer transaction ('stale'), and the feed keeps
--- each stream's events in version order: all of a batch's events share one transaction id, in argument order.
+-- Locks. Every tenant's shared cut-over lock, then every stream's append lock, are tried first, before the
+-- transaction has an id; an append whose lock is held elsewhere is returned as 'busy' (nothing written), and the
+-- library sends it on its own. A batch never waits for a lock, so it can neither deadlock with another nor stall the
+-- appends behind it. The transaction id the first write takes is newer than that of every append that committed to
+-- one of the batch's streams before, so no append of the batch can find its stream written by a newer transaction
+-- ('stale'), and the feed keeps each stream's events in version order: all of a batch's events share one transaction
+-- id, in argument order.
 --
 -- The appends of a batch may belong to different tenants: each runs in its own tenant's scope (eventfold.tenant, for
 -- row-level security), set here before each one.
@@ -55,7 +57,6 @@ DECLARE
   v_n     integer := coalesce(cardinality(p_tenant_ids), 0);
   v_start integer := 1;
   v_end   integer;
-  v_key   bigint;
   -- The transaction's tenant scope on entry: none for a transaction of its own, which is how the library calls this.
   v_scope text := coalesce(current_setting('eventfold.tenant', true), '');
   v_tenant  text := p_tenant_ids[1];
@@ -63,6 +64,8 @@ DECLARE
   v_new     integer[];
   v_actual  integer[];
   v_last    bigint[];
+  v_t       text;
+  v_busy    boolean[] := array_fill(false, ARRAY[coalesce(cardinality(p_tenant_ids), 0)]);
 BEGIN
   IF v_n = 0 OR coalesce(cardinality(p_stream_types), 0) <> v_n OR coalesce(cardinality(p_stream_ids), 0) <> v_n
      OR coalesce(cardinality(p_expected_kinds), 0) <> v_n OR coalesce(cardinality(p_expected_versions), 0) <> v_n
@@ -86,18 +89,28 @@ BEGIN
     RAISE EXCEPTION 'append_batch: invalid tenant id' USING ERRCODE = '22023';
   END IF;
 
-  -- The same locks append_events takes, all of them up front and in key order (see the header).
-  FOR v_key IN
-    SELECT DISTINCT hashtextextended('tenant/' || t, 7131) FROM unnest(p_tenant_ids) AS t ORDER BY 1
-  LOOP
-    PERFORM pg_advisory_xact_lock_shared(v_key);
+  -- The same locks append_events takes, all of them up front, but only tried: an append whose tenant or stream lock
+  -- is held elsewhere (a caller's open transaction, a tenant move's cut-over, a lifecycle change) is returned as
+  -- 'busy' at once, and the library sends it alone, to wait on a connection of its own. So a batch never waits for a
+  -- lock, and one blocked stream never holds back the other appends of its batch or the batches behind it.
+  FOR v_t IN SELECT DISTINCT t FROM unnest(p_tenant_ids) AS t LOOP
+    IF NOT pg_try_advisory_xact_lock_shared(hashtextextended('tenant/' || v_t, 7131)) THEN
+      FOR i IN 1 .. v_n LOOP
+        IF p_tenant_ids[i] = v_t THEN v_busy[i] := true; END IF;
+      END LOOP;
+    END IF;
   END LOOP;
-  FOR v_key IN
-    SELECT DISTINCT hashtextextended(u.t || '/' || u.st || '/' || u.sid, 7130)
-      FROM unnest(p_tenant_ids, p_stream_types, p_stream_ids) AS u(t, st, sid) ORDER BY 1
-  LOOP
-    PERFORM pg_advisory_xact_lock(v_key);
+  FOR i IN 1 .. v_n LOOP
+    IF NOT v_busy[i] AND NOT pg_try_advisory_xact_lock(
+         hashtextextended(p_tenant_ids[i] || '/' || p_stream_types[i] || '/' || p_stream_ids[i], 7130)) THEN
+      v_busy[i] := true;
+    END IF;
   END LOOP;
+  IF NOT (false = ANY(v_busy)) THEN
+    RETURN QUERY SELECT i, 'busy'::text, NULL::integer, NULL::xid8, NULL::bigint, NULL::uuid
+                   FROM generate_series(1, v_n) AS i;
+    RETURN;
+  END IF;
 
   -- The set-based path, for the common batch: one tenant, each stream once, no supplied ids to check. It decides
   -- every append against its stream's row at once (no other writer can change those rows: their locks are held), then
@@ -120,6 +133,7 @@ BEGIN
       FROM (
         SELECT r.ord,
                CASE
+                 WHEN v_busy[r.ord] THEN 'busy'
                  WHEN s.stream_id IS NULL THEN
                    CASE WHEN r.kind IN ('any', 'no_stream') OR (r.kind = 'exact' AND r.ev = 0) THEN 'insert'
                         ELSE 'conflict' END
@@ -204,6 +218,11 @@ BEGIN
       PERFORM set_config('eventfold.tenant', p_tenant_ids[i], true);
     END IF;
     -- append_events takes the same locks again (a no-op now) and does the rest, as for a single append.
+    IF v_busy[i] THEN
+      RETURN QUERY SELECT i, 'busy'::text, NULL::integer, NULL::xid8, NULL::bigint, NULL::uuid;
+      v_start := v_end + 1;
+      CONTINUE;
+    END IF;
     RETURN QUERY
       SELECT i, a.status, a.stream_version, a.transaction_id, a.global_position, a.duplicate_event_id
         FROM append_events(p_tenant_ids[i], p_stream_types[i], p_stream_ids[i], p_expected_kinds[i],

@@ -91,6 +91,22 @@ export interface Encoded {
 }
 
 /**
+ * What decoding reads of a stored event (a `RecordedEvent` is one): where it is, its stored type and version, and
+ * its encoded payload.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Stored {
+  readonly streamType: string
+  readonly streamId: string
+  readonly version: number
+  readonly type: string
+  readonly schemaVersion: number
+  readonly payload: unknown
+}
+
+/**
  * @since 0.4.0
  * @category models
  */
@@ -111,6 +127,15 @@ export interface EventCodec<Event extends { readonly _tag: string }, EventEncode
     event: RecordedEvent.RecordedEvent
   ) => Either.Either<{ readonly type: Event["_tag"]; readonly payload: Payload }, Errors.EventDecodeError>
   readonly decode: (event: RecordedEvent.RecordedEvent) => Either.Either<Event, Errors.EventDecodeError>
+  /**
+   * `decode` for a reader that holds no `RecordedEvent` per event (a fold over `EventStore.readStreamColumns`): it
+   * reads `stored` only while it runs, and calls `event` for the whole event only when an upcaster needs it (without
+   * `event`, such an event fails with reason `upcast`).
+   */
+  readonly decodeStored: (
+    stored: Stored,
+    event?: () => RecordedEvent.RecordedEvent
+  ) => Either.Either<Event, Errors.EventDecodeError>
 }
 
 /**
@@ -225,7 +250,7 @@ export const make = <Event extends { readonly _tag: string }, EventEncoded>(
     return Either.right({ type: _tag, payload, schemaVersion: versionOf(_tag) })
   }
 
-  const failure = (event: RecordedEvent.RecordedEvent, reason: Errors.DecodeFailure, issue: string) =>
+  const failure = (event: Stored, reason: Errors.DecodeFailure, issue: string) =>
     Either.left(
       new Errors.EventDecodeError({
         streamType: event.streamType,
@@ -238,8 +263,10 @@ export const make = <Event extends { readonly _tag: string }, EventEncoded>(
       })
     )
 
-  const upcast = (
-    event: RecordedEvent.RecordedEvent
+  // `whole` is the event itself when the caller has it, else a way to build it (only an upcaster needs it).
+  const upcastStored = (
+    event: Stored,
+    whole: RecordedEvent.RecordedEvent | (() => RecordedEvent.RecordedEvent) | undefined
   ): Either.Either<{ readonly type: Event["_tag"]; readonly payload: Payload }, Errors.EventDecodeError> => {
     const type = resolve(event.type)
     if (type === undefined) {
@@ -267,10 +294,14 @@ export const make = <Event extends { readonly _tag: string }, EventEncoded>(
           "it was written by newer code"
       )
     }
+    if (whole === undefined) {
+      return failure(event, "upcast", `upcasting "${type}" from version ${stored} needs the whole stored event`)
+    }
+    const recorded = typeof whole === "function" ? whole() : whole
     let payload = event.payload
     for (let version = stored; version < target; version++) {
       try {
-        const next: unknown = steps![version - 1]!(payload, event)
+        const next: unknown = steps![version - 1]!(payload, recorded)
         if (!isRecord(next)) {
           return failure(
             event,
@@ -292,17 +323,47 @@ export const make = <Event extends { readonly _tag: string }, EventEncoded>(
     return Either.right({ type, payload })
   }
 
-  const decode = (event: RecordedEvent.RecordedEvent): Either.Either<Event, Errors.EventDecodeError> => {
-    const upcasted = upcast(event)
-    if (Either.isLeft(upcasted)) return Either.left(upcasted.left)
-    const result = decodeEither({ ...upcasted.right.payload, _tag: upcasted.right.type })
+  const upcast = (
+    event: RecordedEvent.RecordedEvent
+  ): Either.Either<{ readonly type: Event["_tag"]; readonly payload: Payload }, Errors.EventDecodeError> =>
+    upcastStored(event, event)
+
+  const decodeStored = (
+    event: Stored,
+    whole: RecordedEvent.RecordedEvent | (() => RecordedEvent.RecordedEvent) | undefined
+  ): Either.Either<Event, Errors.EventDecodeError> => {
+    let type = resolve(event.type)
+    let payload: Payload
+    // The common case, a current event, without the intermediate result of `upcast`.
+    if (type !== undefined && event.schemaVersion === versionOf(type) && isRecord(event.payload)) {
+      payload = event.payload
+    } else {
+      const upcasted = upcastStored(event, whole)
+      if (Either.isLeft(upcasted)) return Either.left(upcasted.left)
+      type = upcasted.right.type
+      payload = upcasted.right.payload
+    }
+    const result = decodeEither({ ...payload, _tag: type })
     return Either.isRight(result)
       ? Either.right(result.right)
       : failure(event, "payload", ParseResult.TreeFormatter.formatErrorSync(result.left))
   }
 
+  const decode = (event: RecordedEvent.RecordedEvent): Either.Either<Event, Errors.EventDecodeError> =>
+    decodeStored(event, event)
+
   const storedNames = (selected?: ReadonlyArray<Event["_tag"]>): ReadonlyArray<string> =>
     (selected ?? types).flatMap((type) => [type, ...(formerNames.get(type) ?? [])])
 
-  return { schema, types, versionOf, storedNames, resolve, encode, upcast, decode }
+  return {
+    schema,
+    types,
+    versionOf,
+    storedNames,
+    resolve,
+    encode,
+    upcast,
+    decode,
+    decodeStored: (stored, event) => decodeStored(stored, event)
+  }
 }

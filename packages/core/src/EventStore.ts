@@ -17,6 +17,7 @@ import type * as Errors from "./Errors.js"
 import type * as ExpectedVersion from "./ExpectedVersion.js"
 import * as telemetry from "./internal/eventStoreTelemetry.js"
 import * as internal from "./internal/memoryEventStore.js"
+import * as columns from "./internal/streamColumns.js"
 import type * as NewEvent from "./NewEvent.js"
 import * as Position from "./Position.js"
 import * as RecordedEvent from "./RecordedEvent.js"
@@ -141,6 +142,64 @@ export type ReadStreamError =
   | Errors.StoreError
 
 /**
+ * A forward read of one stream for a fold (see `readStreamColumns`): the options of `readStream`, and which of the
+ * costlier fields to read.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface ReadColumnsOptions extends StreamRef {
+  /** The first version to read. */
+  readonly fromVersion?: number | undefined
+  readonly limit?: number | undefined
+  /** Read an archived stream too; by default it fails with `StreamArchived`. */
+  readonly includeArchived?: boolean | undefined
+  /** Read when each event was recorded (`StreamColumns.recordedAt`), as a point-in-time load needs. */
+  readonly recordedAt?: boolean | undefined
+  /** Keep every event whole at hand (`StreamColumns.event`), as upcasters need. */
+  readonly events?: boolean | undefined
+}
+
+/**
+ * A stream's events as a fold reads them: a column per field, an entry per event, in version order. A store reads
+ * only these fields and makes no `RecordedEvent` per event unless `events` was asked for.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface StreamColumns {
+  /** False for a stream that does not exist (where `readStream` fails with `StreamNotFound`); it has no events. */
+  readonly exists: boolean
+  readonly versions: ReadonlyArray<number>
+  readonly types: ReadonlyArray<string>
+  readonly schemaVersions: ReadonlyArray<number>
+  /** The encoded payloads, as `RecordedEvent.payload`. */
+  readonly payloads: ReadonlyArray<unknown>
+  /** With `recordedAt: true`; empty otherwise. */
+  readonly recordedAt: ReadonlyArray<Date>
+  /** The event at an index, whole: with `events: true`; undefined otherwise. */
+  readonly event: ((index: number) => RecordedEvent.RecordedEvent) | undefined
+}
+
+/**
+ * What a column read fails with: what `readStream` fails with, except `StreamNotFound` (a missing stream reads as
+ * `exists: false`: a command creating a stream should not pay for an error).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type ReadColumnsError = Exclude<ReadStreamError, Errors.StreamNotFound>
+
+/**
+ * A column reader: reads what `readStream` reads forward, as `StreamColumns`, failing as it does (but for a
+ * missing stream, see `ReadColumnsError`).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export type ReadColumns = (options: ReadColumnsOptions) => Effect.Effect<StreamColumns, ReadColumnsError>
+
+/**
  * The event store. Every implementation passes `EventStoreContract`.
  *
  * @since 0.1.0
@@ -220,6 +279,59 @@ export const appendConflicts: Metric.Metric.Counter<number> = telemetry.appendCo
  * @category constructors
  */
 export const instrument: (store: EventStore["Type"]) => EventStore["Type"] = telemetry.instrument
+
+/**
+ * For implementers: attaches a column reader to a store's `readStream` function and returns that function. The
+ * reader must read exactly the events `readStream` reads forward, fail exactly as it does, and report the same
+ * `EventStore.readStream` span (`instrument` keeps it). It belongs to that function alone: a decorator that replaces
+ * `readStream` has none, so `readStreamColumns` reads through the decorator. The memory and PostgreSQL stores have
+ * one.
+ *
+ * @since 0.4.0
+ * @category constructors
+ */
+export const withColumnReader: <F extends EventStore["Type"]["readStream"]>(readStream: F, read: ReadColumns) => F =
+  columns.attach
+
+/**
+ * Whether a store reads columns through a reader of its own (see `withColumnReader`), rather than by `readStream`.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const hasColumnReader = (store: EventStore["Type"]): boolean => columns.readerOf(store.readStream) !== undefined
+
+/**
+ * Reads a stream forward as `StreamColumns`: the same events as `readStream`, and the same errors but for a missing
+ * stream (`exists: false`). Through the store's column reader when its `readStream` has one (no `RecordedEvent` per
+ * event, only the fields a fold needs), else by `readStream` itself. Loads (`CommandHandler`) read this way.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const readStreamColumns: (
+  store: EventStore["Type"],
+  options: ReadColumnsOptions
+) => Effect.Effect<StreamColumns, ReadColumnsError> = columns.read
+
+/**
+ * The `StreamColumns` of a stream that does not exist, for column readers.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const missingColumns: StreamColumns = columns.missing
+
+/**
+ * `StreamColumns` over events read by `readStream`: what a column reader returns for the same options.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const columnsOf: (
+  events: ReadonlyArray<RecordedEvent.RecordedEvent>,
+  options?: Pick<ReadColumnsOptions, "recordedAt" | "events">
+) => StreamColumns = (events, options = {}) => columns.fromEvents(events, options)
 
 /**
  * An in-memory `EventStore`, for tests and prototypes. It keeps the same guarantees as the PostgreSQL one.

@@ -10,8 +10,10 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import * as Stream from "effect/Stream"
+import * as EventId from "./EventId.js"
 import * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
 import * as FeedNotifier from "./FeedNotifier.js"
@@ -199,6 +201,65 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         }
       }))
 
+    it.effect(
+      "concurrent appends keep their own outcomes: a conflict, a duplicate, a repeat and two successes never fail each other",
+      () =>
+        Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const streamType = unique("Mixed")
+          const taken = crypto.randomUUID()
+          const repeated = crypto.randomUUID()
+          yield* store.append({ streamType, streamId: "holder", events: [ev("Held", { n: 1 }, { eventId: taken })] })
+          yield* store.append({ streamType, streamId: "repeat", events: [ev("Once", { n: 1 }, { eventId: repeated })] })
+          yield* store.append({ streamType, streamId: "behind", events: numbered(2) })
+          // Rounds of the same mix at once, so that a store that coalesces concurrent appends (PostgreSQL's group
+          // commit) sends them together.
+          for (let round = 0; round < 5; round++) {
+            const outcomes = yield* Effect.all(
+              [
+                store.append({ streamType, streamId: `fresh-${round}-a`, events: numbered(2) }),
+                store.append({
+                  streamType,
+                  streamId: "behind",
+                  events: numbered(1),
+                  expectedVersion: ExpectedVersion.Exact(1)
+                }),
+                store.append({
+                  streamType,
+                  streamId: `dup-${round}`,
+                  events: [ev("Copy", { n: 2 }, { eventId: taken })]
+                }),
+                store.append({ streamType, streamId: "repeat", events: [ev("Once", { n: 1 }, { eventId: repeated })] }),
+                store.append({
+                  streamType,
+                  streamId: `fresh-${round}-b`,
+                  events: numbered(1),
+                  expectedVersion: ExpectedVersion.NoStream
+                })
+              ].map(Effect.either),
+              { concurrency: "unbounded" }
+            )
+            const [fresh, behind, dup, repeat, freshB] = outcomes
+            assert.isTrue(Either.isRight(fresh!) && fresh.right.version === 2, "the first fresh append succeeds")
+            assert.isTrue(Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict", "the stale one conflicts")
+            if (Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict") {
+              assert.strictEqual(behind.left.actual, 2)
+            }
+            assert.isTrue(Either.isLeft(dup!) && dup.left._tag === "DuplicateEvent", "the reused id is a duplicate")
+            assert.isTrue(Either.isRight(repeat!) && repeat.right.idempotent, "the repeat is idempotent")
+            assert.isTrue(Either.isRight(freshB!) && freshB.right.version === 1, "the second fresh append succeeds")
+            assert.deepStrictEqual(
+              (yield* store.readStream({ streamType, streamId: `fresh-${round}-a` })).map((e) => e.version),
+              [1, 2]
+            )
+            const dupWritten = yield* Effect.either(store.readStream({ streamType, streamId: `dup-${round}` }))
+            assert.isTrue(Either.isLeft(dupWritten) && dupWritten.left._tag === "StreamNotFound", "nothing of the dup")
+          }
+          assert.strictEqual((yield* store.readStream({ streamType, streamId: "behind" })).length, 2)
+          assert.strictEqual((yield* store.readStream({ streamType, streamId: "repeat" })).length, 1)
+        })
+    )
+
     it.effect("an append retried with the same event ids is idempotent", () =>
       Effect.gen(function*() {
         const store = yield* EventStore.EventStore
@@ -217,6 +278,26 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
         assert.strictEqual((yield* store.readStream(stream)).length, 2)
         assert.isTrue(yield* store.eventExists(ids[0]!))
         assert.isFalse(yield* store.eventExists(crypto.randomUUID()))
+      }))
+
+    it.effect("the ids it generates are time-ordered (UUIDv7), increasing in the order they were made", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const stream = { streamType: unique("Ids"), streamId: "v7" }
+        const before = Date.now()
+        const first = yield* store.append({ ...stream, events: numbered(3) })
+        const second = yield* store.append({ ...stream, events: numbered(2) })
+        const after = Date.now()
+        const events = yield* store.readStream(stream)
+        const ids = events.map((e) => e.eventId)
+        assert.deepStrictEqual(ids, [...first.eventIds, ...second.eventIds])
+        for (const id of ids) {
+          assert.isTrue(EventId.isTimeOrdered(id), `not a UUIDv7: ${id}`)
+          const ms = Option.getOrThrow(EventId.timestampMillis(id))
+          // The generator may run a few milliseconds ahead of the clock when a millisecond's counter runs out.
+          assert.isTrue(ms >= before && ms <= after + 1000, `${id}: ${ms} outside ${before}..${after}`)
+        }
+        for (let i = 1; i < ids.length; i++) assert.isTrue(ids[i - 1]! < ids[i]!, `not increasing at ${i}`)
       }))
 
     it.effect("concurrent retries of one append with the same event ids write it once", () =>

@@ -8,9 +8,14 @@
  * @since 0.1.0
  */
 /// <reference lib="es2024.string" />
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import type * as Fiber from "effect/Fiber"
+import * as Tracer from "effect/Tracer"
 import * as Errors from "./Errors.js"
+import * as EventId from "./EventId.js"
 import type * as EventMetadata from "./EventMetadata.js"
 import type * as EventStore from "./EventStore.js"
 import * as ExpectedVersion from "./ExpectedVersion.js"
@@ -301,8 +306,18 @@ export const prepareAppend = (
 ): Effect.Effect<PreparedAppend, Errors.InvalidInput | Tenant.TenantRequired> =>
   Effect.flatMap(
     Tenant.resolve(mode, "append", options.tenantId),
-    (tenantId) => Effect.flatMap(telemetry.currentTraceparent, (trace) => prepare(options, mode, tenantId, trace))
+    (tenantId) => Effect.withFiberRuntime((fiber) => prepare(options, mode, tenantId, traceparentOf(fiber)))
   )
+
+// Effect's built-in tracer records spans nowhere: with it installed nobody listens, and no trace context is recorded.
+const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/** The current span's W3C `traceparent` when a tracer that exports spans is installed: one step on the hot path. */
+const traceparentOf = (fiber: Fiber.RuntimeFiber<unknown, unknown>): string | undefined => {
+  if (fiber.currentTracer === nativeTracer) return undefined
+  const span = fiber.currentSpan
+  return span === undefined ? undefined : telemetry.formatTraceparent(span)
+}
 
 const prepare = (
   options: EventStore.AppendOptions,
@@ -344,7 +359,7 @@ const prepare = (
           eventId = event.eventId.toLowerCase()
           idsSupplied = true
         } else {
-          eventId = crypto.randomUUID()
+          eventId = EventId.unsafeMake()
         }
         if (seen.has(eventId)) return invalid(`event ${i}: eventId ${eventId} appears twice in one append`)
         seen.add(eventId)

@@ -37,3 +37,5 @@ export * as PersonalDataContract from "./PersonalDataContract.js"
 export * as LifecycleContract from "./LifecycleContract.js"
 /** @since 0.4.0 */
 export * as TelemetryContract from "./TelemetryContract.js"
+/** @since 0.4.0 */
+export * as LoadContract from "./LoadContract.js"

@@ -1,12 +1,15 @@
-// Group commit on PostgreSQL with deterministic batches: an admin connection holds a stream's append lock (the
-// advisory lock of append_events), so the one batch allowed in flight waits on it while the next appends queue; the
-// queued appends then go out as one batch. Each append keeps its own outcome, a batch that raises falls back to one
+// Group commit on PostgreSQL with deterministic batches: the store has one batch in flight and a pool of one
+// connection, which the test holds in a transaction; the worker takes a first append and waits for the connection
+// while the next appends queue, and those then go out as one batch. Each append keeps its own outcome, an append
+// whose lock is held elsewhere goes out alone without holding back its batch, a batch that raises falls back to one
 // append at a time, and a connection killed mid-batch fails exactly that batch's appends, retryable, writing nothing.
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import { PgConfig, PgDatabase, PgEventStore, PgTest } from "@eventfold/postgres"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
@@ -17,7 +20,7 @@ import pg from "pg"
 const TYPE = "Account"
 const lockKey = (streamId: string, tenantId = "default") => `${tenantId}/${TYPE}/${streamId}`
 
-/** An admin connection of its own, holding the append locks of some streams in an open transaction. */
+/** An admin connection of its own, in an open transaction, holding the append locks of some streams. */
 const holdLocks = (adminUrl: string, streamIds: ReadonlyArray<string>) =>
   Effect.acquireRelease(
     Effect.promise(async () => {
@@ -33,14 +36,14 @@ const holdLocks = (adminUrl: string, streamIds: ReadonlyArray<string>) =>
   )
 
 /**
- * The one backend of the application role waiting for an advisory lock. pg_locks, not pg_stat_activity's query text:
- * that text can still show the connection's previous statement while the next one waits.
+ * The one backend of the application role waiting for a lock. pg_locks, not pg_stat_activity's query text: that text
+ * can still show the connection's previous statement while the next one waits.
  */
 const waiting = (admin: pg.Client, role: string) =>
   Effect.promise(() =>
     admin.query<{ pid: number }>(
-      `SELECT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE NOT l.granted AND l.locktype = 'advisory' AND a.usename = $1`,
+      `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE NOT l.granted AND a.usename = $1`,
       [role]
     )
   ).pipe(
@@ -59,19 +62,70 @@ const one = (streamId: string, extra: Partial<EventStore.AppendOptions> = {}): E
   ...extra
 })
 
-/** The store under test: group commit with one batch in flight, on a pool of its own as the application role. */
-const storeOn = (db: PgTest.TestDatabase, settings?: PgConfig.Options) =>
+interface Harness {
+  readonly store: EventStore.EventStore["Type"]
+  readonly sql: SqlClient.SqlClient
+  readonly connections: number
+}
+
+/** The store under test as the application role: one batch in flight, a pool of one connection (or more). */
+const storeOn = (
+  db: PgTest.TestDatabase,
+  settings?: PgConfig.Options,
+  options?: PgEventStore.Options,
+  connections = 1
+) =>
   Layer.build(
-    PgEventStore.layer({ groupCommit: { concurrency: 1 }, notify: false }).pipe(
-      Layer.provide(Layer.merge(PgDatabase.layer({ url: db.url, maxConnections: 10 }), PgConfig.layer(settings)))
+    PgEventStore.layer({ groupCommit: { concurrency: 1 }, notify: false, ...options }).pipe(
+      Layer.provideMerge(
+        Layer.merge(PgDatabase.layer({ url: db.url, maxConnections: connections }), PgConfig.layer(settings))
+      )
     )
-  ).pipe(Effect.map(Context.get(EventStore.EventStore)))
+  ).pipe(
+    Effect.map((context): Harness => ({
+      store: Context.get(context, EventStore.EventStore),
+      sql: Context.get(context, SqlClient.SqlClient),
+      connections
+    }))
+  )
+
+/**
+ * Runs `first`, then `rest` as one batch: every connection of the pool is held while the worker takes `first` (alone)
+ * and waits for one, and `rest` queues meanwhile; `during` runs just before the connections are given back.
+ */
+const runBatched = <A, E, B, E2>(
+  harness: Harness,
+  first: Effect.Effect<A, E>,
+  rest: Effect.Effect<B, E2>,
+  during: Effect.Effect<void> = Effect.void
+) =>
+  Effect.gen(function*() {
+    const release = yield* Deferred.make<void>()
+    const holders = yield* Effect.forEach(Array.from({ length: harness.connections }), () =>
+      Effect.gen(function*() {
+        const held = yield* Deferred.make<void>()
+        const holder = yield* Effect.fork(
+          harness.sql.withTransaction(Effect.zipRight(Deferred.succeed(held, void 0), Deferred.await(release)))
+        )
+        yield* Deferred.await(held)
+        return holder
+      }))
+    const firstFiber = yield* Effect.fork(first)
+    yield* Effect.sleep("100 millis")
+    const restFiber = yield* Effect.fork(rest)
+    yield* Effect.sleep("200 millis")
+    yield* during
+    yield* Deferred.succeed(release, void 0)
+    yield* Fiber.joinAll(holders).pipe(Effect.orDie)
+    return { first: firstFiber, rest: restFiber }
+  })
 
 describe(`group commit (${PgTest.serverLabel()})`, () => {
   it.live("appends queued behind a batch in flight go out together, each with its own outcome", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
-      const store = yield* storeOn(db)
+      const harness = yield* storeOn(db)
+      const { store } = harness
       const taken = crypto.randomUUID()
       const repeated = crypto.randomUUID()
       yield* store.append(one("holder", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: taken }] }))
@@ -79,31 +133,28 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       yield* store.append(
         one("behind", { events: [{ type: "Deposited", payload: { n: 1 } }, { type: "Deposited", payload: { n: 2 } }] })
       )
-
-      const locks = yield* holdLocks(db.adminUrl, ["blocker"])
-      const first = yield* Effect.fork(store.append(one("blocker")))
-      yield* waiting(locks, db.role)
-      // The one batch allowed in flight waits on the lock: these five queue, and go out as the next batch.
-      const queued = yield* Effect.fork(Effect.all(
-        [
-          store.append(one("fresh-a")),
-          store.append(one("behind", { expectedVersion: ExpectedVersion.Exact(1) })),
-          store.append(one("dup", { events: [{ type: "Deposited", payload: { n: 2 }, eventId: taken }] })),
-          store.append(one("repeat", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: repeated }] })),
-          store.append(one("fresh-b", { expectedVersion: ExpectedVersion.NoStream }))
-        ].map(Effect.either),
-        { concurrency: "unbounded" }
-      ))
-      yield* Effect.sleep("200 millis")
-      yield* Effect.promise(() => locks.query("COMMIT"))
-      const blocker = yield* Fiber.join(first)
-      const [freshA, behind, dup, repeat, freshB] = yield* Fiber.join(queued)
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.all(
+          [
+            store.append(one("fresh-a")),
+            store.append(one("behind", { expectedVersion: ExpectedVersion.Exact(1) })),
+            store.append(one("dup", { events: [{ type: "Deposited", payload: { n: 2 }, eventId: taken }] })),
+            store.append(one("repeat", { events: [{ type: "Deposited", payload: { n: 1 }, eventId: repeated }] })),
+            store.append(one("fresh-b", { expectedVersion: ExpectedVersion.NoStream }))
+          ].map(Effect.either),
+          { concurrency: "unbounded" }
+        )
+      )
+      const first = yield* Fiber.join(fibers.first)
+      const [freshA, behind, dup, repeat, freshB] = yield* Fiber.join(fibers.rest)
 
       assert.isTrue(Either.isRight(freshA!) && Either.isRight(freshB!), "both fresh appends succeed")
       if (Either.isRight(freshA!) && Either.isRight(freshB!)) {
-        // One batch: one transaction, and not the blocker's.
+        // One batch: one transaction, and not the first append's.
         assert.strictEqual(freshA.right.position.transactionId, freshB.right.position.transactionId)
-        assert.notStrictEqual(freshA.right.position.transactionId, blocker.position.transactionId)
+        assert.notStrictEqual(freshA.right.position.transactionId, first.position.transactionId)
       }
       assert.isTrue(Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict")
       if (Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict") {
@@ -115,13 +166,45 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       assert.strictEqual((yield* store.readStream({ streamType: TYPE, streamId: "behind" })).length, 2)
     }).pipe(Effect.scoped))
 
+  it.live("an append whose stream lock is held elsewhere goes out alone, and never holds back its batch", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      // Two connections: one for the batches, one for the append that waits alone.
+      const harness = yield* storeOn(db, undefined, undefined, 2)
+      const { store } = harness
+      const locks = yield* holdLocks(db.adminUrl, ["held"])
+      const heldFiber = yield* Deferred.make<Fiber.RuntimeFiber<EventStore.AppendResult, EventStore.AppendError>>()
+      const scope = yield* Effect.scope
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.zipRight(
+          // Forked into the test's scope: a child of the batch's fiber would be interrupted when the batch is done.
+          Effect.flatMap(
+            Effect.forkIn(store.append(one("held")), scope),
+            (fiber) => Deferred.succeed(heldFiber, fiber)
+          ),
+          Effect.all([store.append(one("free-1")), store.append(one("free-2"))], { concurrency: "unbounded" })
+        )
+      )
+      yield* Fiber.join(fibers.first)
+      const [free1, free2] = yield* Fiber.join(fibers.rest)
+      assert.strictEqual(free1.position.transactionId, free2.position.transactionId, "one batch")
+      // The held stream's append waits on a connection of its own, as without group commit.
+      yield* waiting(locks, db.role)
+      const batchedAgain = yield* store.append(one("free-3"))
+      assert.strictEqual(batchedAgain.version, 1, "later appends go through while one waits")
+      yield* Effect.promise(() => locks.query("COMMIT"))
+      assert.strictEqual((yield* Fiber.join(yield* Deferred.await(heldFiber))).version, 1)
+    }).pipe(Effect.scoped))
+
   it.live("a batch that raises (a version taken behind eventfold's back) falls back to one append at a time", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
-      const store = yield* storeOn(db)
+      const harness = yield* storeOn(db)
+      const { store } = harness
       yield* store.append(one("bypassed"))
       // A writer that bypassed append_events took version 2: the unique key raises inside the batch.
-      const locks = yield* holdLocks(db.adminUrl, ["blocker"])
       yield* Effect.promise(async () => {
         const owner = new pg.Client({ connectionString: db.adminUrl })
         await owner.connect()
@@ -132,20 +215,20 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
         )
         await owner.end()
       })
-      const first = yield* Effect.fork(store.append(one("blocker")))
-      yield* waiting(locks, db.role)
-      const queued = yield* Effect.fork(Effect.all(
-        [
-          store.append(one("ok-1")),
-          store.append(one("bypassed", { expectedVersion: ExpectedVersion.Exact(1) })),
-          store.append(one("ok-2"))
-        ].map(Effect.either),
-        { concurrency: "unbounded" }
-      ))
-      yield* Effect.sleep("200 millis")
-      yield* Effect.promise(() => locks.query("COMMIT"))
-      yield* Fiber.join(first)
-      const [ok1, bypassed, ok2] = yield* Fiber.join(queued)
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.all(
+          [
+            store.append(one("ok-1")),
+            store.append(one("bypassed", { expectedVersion: ExpectedVersion.Exact(1) })),
+            store.append(one("ok-2"))
+          ].map(Effect.either),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Fiber.join(fibers.first)
+      const [ok1, bypassed, ok2] = yield* Fiber.join(fibers.rest)
       assert.isTrue(Either.isRight(ok1!) && Either.isRight(ok2!), "the neighbours succeed")
       if (Either.isRight(ok1!) && Either.isRight(ok2!)) {
         // One at a time after the batch failed: two transactions.
@@ -160,28 +243,24 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
   it.live("a connection killed mid-batch fails exactly that batch's appends, retryable, and writes nothing", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
-      const store = yield* storeOn(db)
-      // Session-level locks this time, so that the admin can release one and keep the other.
+      const harness = yield* storeOn(db)
+      const { store } = harness
+      yield* store.append(one("locked"))
+      // The admin locks the stream's row: the batch's update of it waits, mid-statement.
       const locks = yield* holdLocks(db.adminUrl, [])
-      for (const id of ["blocker", "locked"]) {
-        yield* Effect.promise(() => locks.query("SELECT pg_advisory_lock(hashtextextended($1, 7130))", [lockKey(id)]))
-      }
-      const first = yield* Effect.fork(store.append(one("blocker")))
-      yield* waiting(locks, db.role)
-      const queued = yield* Effect.fork(Effect.all(
-        [store.append(one("b")), store.append(one("c")), store.append(one("locked"))].map(Effect.either),
-        { concurrency: "unbounded" }
-      ))
-      yield* Effect.sleep("200 millis")
-      // The single append in flight goes through; the batch of the three then waits on "locked", and dies.
-      yield* Effect.promise(() =>
-        locks.query("SELECT pg_advisory_unlock(hashtextextended($1, 7130))", [lockKey("blocker")])
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.all(
+          [store.append(one("b")), store.append(one("c")), store.append(one("locked"))].map(Effect.either),
+          { concurrency: "unbounded" }
+        ),
+        Effect.promise(() => locks.query("SELECT 1 FROM eventfold.streams WHERE stream_id = 'locked' FOR UPDATE"))
       )
-      const blocker = yield* Fiber.join(first)
-      assert.strictEqual(blocker.version, 1)
+      assert.strictEqual((yield* Fiber.join(fibers.first)).version, 1)
       const batchPid = yield* waiting(locks, db.role)
       yield* Effect.promise(() => locks.query("SELECT pg_terminate_backend($1)", [batchPid]))
-      const outcomes = yield* Fiber.join(queued)
+      const outcomes = yield* Fiber.join(fibers.rest)
 
       for (const outcome of outcomes) {
         assert.isTrue(Either.isLeft(outcome), "failed")
@@ -194,43 +273,46 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
         }
       }
       const written = yield* Effect.promise(() =>
-        locks.query<{ stream_id: string }>("SELECT stream_id FROM eventfold.events ORDER BY stream_id")
+        locks.query<{ stream_id: string; n: string }>(
+          "SELECT stream_id, count(*) AS n FROM eventfold.events GROUP BY stream_id ORDER BY stream_id"
+        )
       )
-      assert.deepStrictEqual(written.rows.map((row) => row.stream_id), ["blocker"], "nothing of the batch written")
-      yield* Effect.promise(() => locks.query("SELECT pg_advisory_unlock_all()"))
-      // Retried, every append succeeds (the pool replaced the dead connections).
+      assert.deepStrictEqual(
+        written.rows.map((row) => [row.stream_id, Number(row.n)]),
+        [["first", 1], ["locked", 1]],
+        "nothing of the batch written"
+      )
+      yield* Effect.promise(() => locks.query("ROLLBACK"))
+      // Retried, every append succeeds (the pool replaces the dead connection).
       const retried = yield* Effect.all(
-        ["b", "c", "locked"].map((id) =>
-          store.append(one(id, { expectedVersion: ExpectedVersion.NoStream })).pipe(
+        [one("b"), one("c"), one("locked", { expectedVersion: ExpectedVersion.Exact(1) })].map((options) =>
+          store.append(options).pipe(
             Effect.retry({ times: 3, while: (e) => e._tag === "StoreError" && e.retryable === true })
           )
         ),
         { concurrency: "unbounded" }
       )
-      assert.deepStrictEqual(retried.map((r) => r.version), [1, 1, 1])
+      assert.deepStrictEqual(retried.map((r) => r.version), [1, 1, 2])
     }).pipe(Effect.scoped))
 
   it.live("one batch holds appends of several tenants, each written in its own tenant under row-level security", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase({ rowLevelSecurity: true })
-      const store = yield* storeOn(db, { tenancy: "multi", rowLevelSecurity: true })
-      const locks = yield* holdLocks(db.adminUrl, [])
-      yield* Effect.promise(() =>
-        locks.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7130))", [lockKey("blocker", "t-a")])
-      )
-      const first = yield* Effect.fork(store.append(one("blocker", { tenantId: "t-a" })))
-      yield* waiting(locks, db.role)
+      const harness = yield* storeOn(db, { tenancy: "multi", rowLevelSecurity: true })
+      const { store } = harness
       const tenants = ["t-a", "t-b", "t-c"]
-      const queued = yield* Effect.fork(Effect.all(
-        tenants.map((tenantId) =>
-          store.append(one("shared-id", { tenantId, events: [{ type: "Deposited", payload: { tenantId } }] }))
-        ),
-        { concurrency: "unbounded" }
-      ))
-      yield* Effect.sleep("200 millis")
-      yield* Effect.promise(() => locks.query("COMMIT"))
-      yield* Fiber.join(first)
-      const results = yield* Fiber.join(queued)
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first", { tenantId: "t-a" })),
+        Effect.all(
+          tenants.map((tenantId) =>
+            store.append(one("shared-id", { tenantId, events: [{ type: "Deposited", payload: { tenantId } }] }))
+          ),
+          { concurrency: "unbounded" }
+        )
+      )
+      yield* Fiber.join(fibers.first)
+      const results = yield* Fiber.join(fibers.rest)
       assert.strictEqual(new Set(results.map((r) => r.position.transactionId)).size, 1, "one batch")
       for (const tenantId of tenants) {
         const events = yield* store.readStream({ tenantId, streamType: TYPE, streamId: "shared-id" })
@@ -239,8 +321,9 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
         assert.isTrue(feed.every((e) => e.tenantId === tenantId), "a tenant's feed holds its own events only")
       }
       // Row-level security saw each row written in its own tenant: the owner counts one row per tenant.
+      const admin = yield* holdLocks(db.adminUrl, [])
       const rows = yield* Effect.promise(() =>
-        locks.query<{ tenant_id: string }>(
+        admin.query<{ tenant_id: string }>(
           "SELECT tenant_id FROM eventfold.events WHERE stream_id = 'shared-id' ORDER BY tenant_id"
         )
       )
@@ -288,10 +371,12 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       const run = (batched: boolean) =>
         Effect.gen(function*() {
           const db = yield* PgTest.freshDatabase()
-          const store = yield* Layer.build(
-            PgEventStore.layer({ groupCommit: batched ? { concurrency: 1 } : false, notify: true, outbox: true })
-              .pipe(Layer.provide(PgDatabase.layer({ url: db.url, maxConnections: 10 })))
-          ).pipe(Effect.map(Context.get(EventStore.EventStore)))
+          const harness = yield* storeOn(db, undefined, {
+            groupCommit: batched ? { concurrency: 1 } : false,
+            notify: true,
+            outbox: true
+          })
+          const { store } = harness
           const admin = yield* holdLocks(db.adminUrl, [])
           yield* Effect.promise(() => admin.query("COMMIT"))
           for (const [id, count, state] of setup) {
@@ -312,17 +397,13 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
             })))
           let outcomes: ReadonlyArray<Either.Either<EventStore.AppendResult, unknown>>
           if (batched) {
-            yield* Effect.promise(() => admin.query("BEGIN"))
-            yield* Effect.promise(() =>
-              admin.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 7130))", [lockKey("blocker")])
+            const fibers = yield* runBatched(
+              harness,
+              store.append(one("blocker")),
+              Effect.all(cases.map(append), { concurrency: "unbounded" })
             )
-            const first = yield* Effect.fork(store.append(one("blocker")))
-            yield* waiting(admin, db.role)
-            const queued = yield* Effect.fork(Effect.all(cases.map(append), { concurrency: "unbounded" }))
-            yield* Effect.sleep("200 millis")
-            yield* Effect.promise(() => admin.query("COMMIT"))
-            yield* Fiber.join(first)
-            outcomes = yield* Fiber.join(queued)
+            yield* Fiber.join(fibers.first)
+            outcomes = yield* Fiber.join(fibers.rest)
             const ok = outcomes.filter(Either.isRight)
             assert.strictEqual(new Set(ok.map((o) => o.right.position.transactionId)).size, 1, "one batch")
           } else {
@@ -388,21 +469,19 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
   it.live("a blocked tenant's appends in a batch are each refused with TenantUnavailable", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
-      const store = yield* storeOn(db)
-      const admin = yield* holdLocks(db.adminUrl, ["blocker"])
-      const first = yield* Effect.fork(store.append(one("blocker")))
-      yield* waiting(admin, db.role)
-      const queued = yield* Effect.fork(Effect.all(
-        [store.append(one("x")), store.append(one("y"))].map(Effect.either),
-        { concurrency: "unbounded" }
-      ))
-      yield* Effect.sleep("200 millis")
-      yield* Effect.promise(() =>
-        admin.query("INSERT INTO eventfold.tenant_blocks (tenant_id, reason) VALUES ('default', 'moving')")
+      const harness = yield* storeOn(db)
+      const { store } = harness
+      const admin = yield* holdLocks(db.adminUrl, [])
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.all([store.append(one("x")), store.append(one("y"))].map(Effect.either), { concurrency: "unbounded" }),
+        Effect.promise(() =>
+          admin.query("INSERT INTO eventfold.tenant_blocks (tenant_id, reason) VALUES ('default', 'moving')")
+        ).pipe(Effect.zipRight(Effect.promise(() => admin.query("COMMIT"))))
       )
-      yield* Effect.promise(() => admin.query("COMMIT"))
-      yield* Fiber.join(first)
-      for (const outcome of yield* Fiber.join(queued)) {
+      assert.strictEqual((yield* Effect.flip(Fiber.join(fibers.first)))._tag, "TenantUnavailable")
+      for (const outcome of yield* Fiber.join(fibers.rest)) {
         assert.isTrue(Either.isLeft(outcome) && outcome.left._tag === "TenantUnavailable")
         if (Either.isLeft(outcome) && outcome.left._tag === "TenantUnavailable") {
           assert.strictEqual(outcome.left.reason, "moving")

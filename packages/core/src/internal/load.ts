@@ -8,10 +8,10 @@ import * as ParseResult from "effect/ParseResult"
 import type * as Aggregate from "../Aggregate.js"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
-import type * as RecordedEvent from "../RecordedEvent.js"
 import * as SnapshotStore from "../SnapshotStore.js"
 import type * as StreamLifecycle from "../StreamLifecycle.js"
 import type * as Tenant from "../Tenant.js"
+import * as streamColumns from "./streamColumns.js"
 import * as telemetry from "./telemetry.js"
 
 /** @internal What a load can fail with. */
@@ -32,22 +32,22 @@ export type Failure =
 export type Origin = (
   aggregate: Aggregate.Aggregate.Any,
   id: string,
-  first: RecordedEvent.RecordedEvent | undefined
+  firstVersion: number | undefined
 ) => Effect.Effect<number, Failure>
 
 /** @internal The `Origin` of a stream, from the lifecycle service when there is one. */
 export const originOf =
-  (lifecycle: Option.Option<StreamLifecycle.StreamLifecycle["Type"]>): Origin => (aggregate, id, first) => {
+  (lifecycle: Option.Option<StreamLifecycle.StreamLifecycle["Type"]>): Origin => (aggregate, id, firstVersion) => {
     const truncated = new Errors.StreamTruncated({
       streamType: aggregate.name,
       streamId: id,
-      ...(first === undefined ? {} : { firstVersion: first.version })
+      ...(firstVersion === undefined ? {} : { firstVersion })
     })
-    if (first === undefined || Option.isNone(lifecycle)) return Effect.fail(truncated)
+    if (firstVersion === undefined || Option.isNone(lifecycle)) return Effect.fail(truncated)
     return Effect.flatMap(
       lifecycle.value.info({ streamType: aggregate.name, streamId: id }),
       (info) =>
-        Option.isSome(info) && info.value.origin > 0 && first.version === info.value.origin + 1
+        Option.isSome(info) && info.value.origin > 0 && firstVersion === info.value.origin + 1
           ? Effect.succeed(info.value.origin)
           : Effect.fail(truncated)
     )
@@ -59,22 +59,95 @@ export interface Loaded<State> {
   readonly version: number
 }
 
-/** @internal */
-export const foldEvents = <State>(
+/**
+ * Whether the aggregate decodes with its codec (as `Aggregate.make` builds it): then a fold decodes from the stored
+ * fields, and needs whole events only for upcasters. A hand-made aggregate with a decoder of its own gets whole events.
+ */
+const decodesWithCodec = (aggregate: Aggregate.Aggregate.Any): boolean =>
+  aggregate.decodeEventEither === aggregate.codec.decode
+
+/** Whether a fold needs whole events: for a decoder of the aggregate's own, or an upcaster (maybe: unknown types). */
+const needsEvents = (aggregate: Aggregate.Aggregate.Any): boolean => {
+  if (!decodesWithCodec(aggregate)) return true
+  const codec = aggregate.codec
+  return codec.types.length === 0 || codec.types.some((type: string) => codec.versionOf(type) > 1)
+}
+
+/** The fields of the event being decoded, overwritten for each: the codec reads them only while it decodes. */
+interface Cursor {
+  streamType: string
+  streamId: string
+  version: number
+  type: string
+  schemaVersion: number
+  payload: unknown
+}
+
+/**
+ * @internal Decodes and folds the events at indexes `start` to `end` (excluded) of a read: one step per event, from
+ * the columns straight to `evolve`, with no `RecordedEvent` unless an upcaster needs one.
+ */
+export const foldColumns = <State>(
   aggregate: Aggregate.Aggregate.Any,
-  events: ReadonlyArray<RecordedEvent.RecordedEvent>,
-  initial: Loaded<State>
+  id: string,
+  columns: EventStore.StreamColumns,
+  initial: Loaded<State>,
+  start = 0,
+  end = columns.versions.length
 ): Either.Either<Loaded<State>, Errors.EventDecodeError> => {
+  const { codec, decider } = aggregate
+  const { event, payloads, schemaVersions, types, versions } = columns
+  const own = event !== undefined && !decodesWithCodec(aggregate)
+  const cursor: Cursor = {
+    streamType: aggregate.name,
+    streamId: id,
+    version: 0,
+    type: "",
+    schemaVersion: 0,
+    payload: null
+  }
+  let index = start
+  const whole = event === undefined ? undefined : () => event(index)
   let state = initial.state
   let version = initial.version
-  for (const event of events) {
-    const decoded = aggregate.decodeEventEither(event)
+  for (; index < end; index++) {
+    let decoded: Either.Either<unknown, Errors.EventDecodeError>
+    if (own) {
+      decoded = aggregate.decodeEventEither(event(index))
+    } else {
+      cursor.version = versions[index]!
+      cursor.type = types[index]!
+      cursor.schemaVersion = schemaVersions[index]!
+      cursor.payload = payloads[index]
+      decoded = codec.decodeStored(cursor, whole)
+    }
     if (Either.isLeft(decoded)) return Either.left(decoded.left)
-    state = aggregate.decider.evolve(state, decoded.right)
-    version = event.version
+    state = decider.evolve(state, decoded.right)
+    version = versions[index]!
   }
   return Either.right({ state, version })
 }
+
+/** Reads the stream's events from `fromVersion` as columns (`exists: false` when there is no such stream). */
+const readColumns = (
+  store: EventStore.EventStore["Type"],
+  aggregate: Aggregate.Aggregate.Any,
+  id: string,
+  fromVersion: number,
+  limit: number | undefined,
+  recordedAt: boolean
+): Effect.Effect<EventStore.StreamColumns, Failure> =>
+  streamColumns.read(store, {
+    streamType: aggregate.name,
+    streamId: id,
+    fromVersion,
+    ...(limit === undefined ? {} : { limit }),
+    ...(recordedAt ? { recordedAt } : {}),
+    ...(needsEvents(aggregate) ? { events: true } : {})
+  })
+
+const fromEither = <A, E>(either: Either.Either<A, E>): Effect.Effect<A, E> =>
+  Either.match(either, { onLeft: Effect.fail, onRight: Effect.succeed })
 
 /** @internal Folds the events after `from`, up to version `until` when given (the state a past command left). */
 export const load = <State>(
@@ -89,37 +162,30 @@ export const load = <State>(
   Failure
 > => {
   if (until !== undefined && until <= from.version) return Effect.succeed(from)
-  return store.readStream({
-    streamType: aggregate.name,
-    streamId: id,
-    fromVersion: from.version + 1,
-    ...(until === undefined ? {} : { limit: until - from.version })
-  }).pipe(
-    Effect.matchEffect({
-      onFailure: (e) => e._tag === "StreamNotFound" ? Effect.succeed(null) : Effect.fail(e),
-      onSuccess: (events) => Effect.succeed(events)
-    }),
-    Effect.flatMap((events): Effect.Effect<Loaded<State>, Failure> => {
-      if (events === null) return Effect.succeed(from)
-      const fold = (start: Loaded<State>) =>
-        Either.match(foldEvents<State>(aggregate, events, start), { onLeft: Effect.fail, onRight: Effect.succeed })
+  return Effect.flatMap(
+    readColumns(store, aggregate, id, from.version + 1, until === undefined ? undefined : until - from.version, false),
+    (columns): Effect.Effect<Loaded<State>, Failure> => {
+      if (!columns.exists) return Effect.succeed(from)
       // The stream exists but does not continue from where the fold stands: it was recreated after a soft delete,
       // or its older events were deleted.
-      const first = events[0]
-      if (first === undefined ? from.version === 0 : first.version !== from.version + 1) {
+      const first: number | undefined = columns.versions[0]
+      if (first === undefined ? from.version === 0 : first !== from.version + 1) {
         if (from.version !== 0) {
           return Effect.fail(
             new Errors.StreamTruncated({
               streamType: aggregate.name,
               streamId: id,
-              ...(first === undefined ? {} : { firstVersion: first.version })
+              ...(first === undefined ? {} : { firstVersion: first })
             })
           )
         }
-        return Effect.flatMap(origin(aggregate, id, first), (version) => fold({ ...from, version }))
+        return Effect.flatMap(
+          origin(aggregate, id, first),
+          (version) => fromEither(foldColumns<State>(aggregate, id, columns, { ...from, version }))
+        )
       }
-      return fold(from)
-    })
+      return fromEither(foldColumns<State>(aggregate, id, columns, from))
+    }
   )
 }
 
@@ -214,21 +280,22 @@ export const loadWithSnapshot = <State>(
       return load<State>(store, aggregate, id, initial, until, origin)
     }
     const from = snapshot.value
-    return store.readStream({
-      streamType: aggregate.name,
-      streamId: id,
-      fromVersion: from.version,
-      ...(until === undefined ? {} : { limit: until - from.version + 1 })
-    }).pipe(
-      Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
-      Effect.flatMap((events) =>
-        events[0]?.version === from.version
-          ? Effect.zipRight(countHit(aggregate), foldEvents(aggregate, events.slice(1), from))
+    return Effect.flatMap(
+      readColumns(
+        store,
+        aggregate,
+        id,
+        from.version,
+        until === undefined ? undefined : until - from.version + 1,
+        false
+      ),
+      (columns) =>
+        columns.versions[0] === from.version
+          ? Effect.zipRight(countHit(aggregate), fromEither(foldColumns<State>(aggregate, id, columns, from, 1)))
           : Effect.zipRight(
             countMiss(aggregate, "ahead-of-stream"),
             load<State>(store, aggregate, id, initial, until, origin)
           )
-      )
     )
   })
 
@@ -257,33 +324,29 @@ const foldAsOf = <State>(
     Option.Option<Loaded<State>>,
     Failure
   > =>
-    store.readStream({
-      streamType: aggregate.name,
-      streamId: id,
-      fromVersion: first && prove ? loaded.version : loaded.version + 1,
-      limit: AS_OF_PAGE
-    }).pipe(
-      Effect.catchTag("StreamNotFound", () => Effect.succeed([])),
-      Effect.flatMap((events) => {
-        const head = events[0]
-        if (first && !prove && loaded.version === 0 && head !== undefined && head.version !== 1) {
+    Effect.flatMap(
+      readColumns(store, aggregate, id, first && prove ? loaded.version : loaded.version + 1, AS_OF_PAGE, true),
+      (columns) => {
+        const versions = columns.versions
+        const head: number | undefined = versions[0]
+        if (first && !prove && loaded.version === 0 && head !== undefined && head !== 1) {
           return Effect.flatMap(origin(aggregate, id, head), (version) => page({ ...loaded, version: version }, true))
         }
-        let rest = events
+        let start = 0
         if (first && prove) {
-          const head = events[0]
-          if (head === undefined || head.version !== loaded.version || head.recordedAt.getTime() > limit) {
+          if (head === undefined || head !== loaded.version || columns.recordedAt[0]!.getTime() > limit) {
             return Effect.succeedNone
           }
-          rest = events.slice(1)
+          start = 1
         }
-        const cut = rest.findIndex((e) => e.recordedAt.getTime() > limit)
-        const folded = foldEvents<State>(aggregate, cut === -1 ? rest : rest.slice(0, cut), loaded)
+        let cut = start
+        while (cut < versions.length && columns.recordedAt[cut]!.getTime() <= limit) cut++
+        const folded = foldColumns<State>(aggregate, id, columns, loaded, start, cut)
         if (Either.isLeft(folded)) return Effect.fail(folded.left)
-        return cut === -1 && events.length === AS_OF_PAGE
+        return cut === versions.length && versions.length === AS_OF_PAGE
           ? page(folded.right, false)
           : Effect.succeedSome(folded.right)
-      })
+      }
     )
   return page(from, true)
 }

@@ -11,6 +11,7 @@ import * as StreamLifecycle from "../StreamLifecycle.js"
 import * as Tenant from "../Tenant.js"
 import { instrument } from "./eventStoreTelemetry.js"
 import { jsonEquals } from "./json.js"
+import * as streamColumns from "./streamColumns.js"
 import { streamKey } from "./streamKey.js"
 
 interface StreamState {
@@ -175,7 +176,11 @@ const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<MemorySto
           })
       )
 
-    const readStream = (options: EventStore.ReadStreamOptions) =>
+    // The events a read selects; a missing stream is `missing`, so that a column read makes no error for it.
+    const readEvents = <Missing>(
+      options: EventStore.ReadStreamOptions,
+      missing: (ref: EventStore.StreamRef) => Missing
+    ) =>
       Effect.gen(function*() {
         yield* prepare.validateStream(options)
         yield* prepare.validateFromVersion(options.fromVersion)
@@ -183,7 +188,7 @@ const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<MemorySto
         const tenantId = yield* Tenant.resolve(mode, "readStream", options.tenantId)
         const stream = streams.get(streamKey(tenantId, options))
         const ref = { tenantId, streamType: options.streamType, streamId: options.streamId }
-        if (!stream || stream.softDeleted) return yield* new Errors.StreamNotFound(ref)
+        if (!stream || stream.softDeleted) return { missing: missing(ref) }
         if (stream.deleted) return yield* new Errors.StreamDeleted(ref)
         if (stream.archived && options.includeArchived !== true) return yield* new Errors.StreamArchived(ref)
         // Stored events are versions firstVersion..version, less any removed by expiry: select by version.
@@ -206,6 +211,21 @@ const makeFor = (mode: Tenant.Mode, hooks: MemoryHooks): Effect.Effect<MemorySto
         }
         return out
       })
+
+    const notFound = (ref: EventStore.StreamRef) => new Errors.StreamNotFound(ref)
+    const readStream = streamColumns.attach(
+      (options: EventStore.ReadStreamOptions) =>
+        Effect.flatMap(readEvents(options, notFound), (read) =>
+          Array.isArray(read) ? Effect.succeed(read) : Effect.fail(read.missing)),
+      (options) => {
+        const { events, recordedAt, ...rest } = options
+        return Effect.map(
+          readEvents(rest, () =>
+            streamColumns.missing),
+          (read) => Array.isArray(read) ? streamColumns.fromEvents(read, { recordedAt, events }) : read.missing
+        )
+      }
+    )
 
     // The first index whose position is after `after`; positions grow monotonically in memory.
     const firstAfter = (after: Position.Position) => {
