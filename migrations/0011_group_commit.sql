@@ -112,12 +112,13 @@ BEGIN
     RETURN;
   END IF;
 
-  -- The set-based path, for the common batch: one tenant, each stream once, no supplied ids to check. It decides
+  -- The set-based path, for the common batch of several appends: one tenant, each stream once, no supplied ids to
+  -- check (a lone append is cheaper through append_events). It decides
   -- every append against its stream's row at once (no other writer can change those rows: their locks are held), then
   -- writes every stream row and every event with one statement each. It gives each append exactly the outcome
   -- append_events gives it (see 0009: archived, deleted and soft-deleted streams included). Other batches take the
   -- loop below, one append_events call per append.
-  IF NOT (true = ANY(p_check_ids))
+  IF v_n > 1 AND NOT (true = ANY(p_check_ids))
      AND NOT EXISTS (SELECT 1 FROM unnest(p_tenant_ids) t WHERE t <> v_tenant)
      AND (SELECT count(DISTINCT (st, sid)) FROM unnest(p_stream_types, p_stream_ids) AS u(st, sid)) = v_n
      AND pg_current_xact_id_if_assigned() IS NULL THEN

@@ -66,63 +66,9 @@ const batchOf = (size: number): ReadonlyArray<NewEvent.NewEvent> =>
     metadata
   }))
 
-/** The classic append: BEGIN; create or UPDATE the stream row at the expected version; INSERT the rows; COMMIT. */
-const rawAppender = (pool: pg.Pool, schema: string) => {
-  const streams = `${pg.escapeIdentifier(schema)}.streams`
-  const events = `${pg.escapeIdentifier(schema)}.events`
-  const createStream = `INSERT INTO ${streams} (tenant_id, stream_type, stream_id, version) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (tenant_id, stream_type, stream_id) DO NOTHING RETURNING version`
-  const updateStream = `UPDATE ${streams} SET version = version + $4, updated_at = now()
-    WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version = $5 RETURNING version`
-  const insertText = new Map<number, string>()
-  const insertEvents = (n: number) => {
-    const cached = insertText.get(n)
-    if (cached) return cached
-    const values = Array.from({ length: n }, (_, r) => {
-      const p = r * 9
-      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}::uuid, $${p + 6}, $${p + 7}::jsonb, $${
-        p + 8
-      }::jsonb, $${p + 9})`
-    })
-    const text = `INSERT INTO ${events}
-      (tenant_id, stream_type, stream_id, version, event_id, event_type, payload, metadata, correlation_id)
-      VALUES ${values.join(", ")}`
-    insertText.set(n, text)
-    return text
-  }
-  return async (streamId: string, expected: number, batch: ReadonlyArray<NewEvent.NewEvent>): Promise<number> => {
-    const client = await pool.connect()
-    try {
-      await client.query("BEGIN")
-      const locked = expected === 0
-        ? await client.query(createStream, [TENANT, STREAM_TYPE, streamId, batch.length])
-        : await client.query(updateStream, [TENANT, STREAM_TYPE, streamId, batch.length, expected])
-      if (locked.rowCount !== 1) throw new Error(`raw append: conflict on ${streamId} at ${expected}`)
-      const params: Array<unknown> = []
-      batch.forEach((event, i) => {
-        params.push(
-          TENANT,
-          STREAM_TYPE,
-          streamId,
-          expected + i + 1,
-          crypto.randomUUID(),
-          event.type,
-          JSON.stringify(event.payload),
-          JSON.stringify(event.metadata ?? {}),
-          event.metadata?.correlationId ?? null
-        )
-      })
-      await client.query(insertEvents(batch.length), params)
-      await client.query("COMMIT")
-      return expected + batch.length
-    } catch (error) {
-      await client.query("ROLLBACK")
-      throw error
-    } finally {
-      client.release()
-    }
-  }
-}
+/** The classic append (`util.rawAppender`): BEGIN; create or UPDATE the stream row; INSERT the rows; COMMIT. */
+const rawAppender = (pool: pg.Pool, schema: string) =>
+  util.rawAppender(pool, { schema, tenant: TENANT, streamType: STREAM_TYPE })
 
 const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
   "schema_version, payload, metadata, recorded_at"

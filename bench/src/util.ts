@@ -6,6 +6,7 @@
  */
 import * as Aggregate from "@eventfold/core/Aggregate"
 import * as Decider from "@eventfold/core/Decider"
+import type * as NewEvent from "@eventfold/core/NewEvent"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import pg from "pg"
@@ -327,4 +328,86 @@ export const formatTable = (
   const line = (cells: ReadonlyArray<string>) =>
     `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`
   return [line(header), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...rows.map(line)].join("\n")
+}
+
+/**
+ * The raw baseline's append lost the optimistic-concurrency race: the stream row was not at the expected version.
+ *
+ * @since 0.5.0
+ * @category raw baseline
+ */
+export class RawAppendConflict extends Error {
+  constructor(readonly streamId: string, readonly expected: number) {
+    super(`raw append: conflict on ${streamId} at ${expected}`)
+  }
+}
+
+/**
+ * The classic append from `pg`, the raw baseline of the benchmarks, into eventfold's tables in `schema`: BEGIN;
+ * create the stream row (expected version 0) or UPDATE it at the expected version; one multi-row INSERT of the
+ * events; COMMIT: 2 statements + BEGIN/COMMIT, 4 round trips. Returns the new version; a stream not at the expected
+ * version fails with `RawAppendConflict`.
+ *
+ * @since 0.5.0
+ * @category raw baseline
+ */
+export const rawAppender = (
+  pool: pg.Pool,
+  options: { readonly schema: string; readonly tenant: string; readonly streamType: string }
+) => {
+  const { streamType, tenant } = options
+  const streams = `${pg.escapeIdentifier(options.schema)}.streams`
+  const events = `${pg.escapeIdentifier(options.schema)}.events`
+  const createStream = `INSERT INTO ${streams} (tenant_id, stream_type, stream_id, version) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (tenant_id, stream_type, stream_id) DO NOTHING RETURNING version`
+  const updateStream = `UPDATE ${streams} SET version = version + $4, updated_at = now()
+    WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = $3 AND version = $5 RETURNING version`
+  const insertText = new Map<number, string>()
+  const insertEvents = (n: number) => {
+    const cached = insertText.get(n)
+    if (cached) return cached
+    const values = Array.from({ length: n }, (_, r) => {
+      const p = r * 9
+      return `($${p + 1}, $${p + 2}, $${p + 3}, $${p + 4}, $${p + 5}::uuid, $${p + 6}, $${p + 7}::jsonb, $${
+        p + 8
+      }::jsonb, $${p + 9})`
+    })
+    const text = `INSERT INTO ${events}
+      (tenant_id, stream_type, stream_id, version, event_id, event_type, payload, metadata, correlation_id)
+      VALUES ${values.join(", ")}`
+    insertText.set(n, text)
+    return text
+  }
+  return async (streamId: string, expected: number, batch: ReadonlyArray<NewEvent.NewEvent>): Promise<number> => {
+    const client = await pool.connect()
+    try {
+      await client.query("BEGIN")
+      const locked = expected === 0
+        ? await client.query(createStream, [tenant, streamType, streamId, batch.length])
+        : await client.query(updateStream, [tenant, streamType, streamId, batch.length, expected])
+      if (locked.rowCount !== 1) throw new RawAppendConflict(streamId, expected)
+      const params: Array<unknown> = []
+      batch.forEach((event, i) => {
+        params.push(
+          tenant,
+          streamType,
+          streamId,
+          expected + i + 1,
+          crypto.randomUUID(),
+          event.type,
+          JSON.stringify(event.payload),
+          JSON.stringify(event.metadata ?? {}),
+          event.metadata?.correlationId ?? null
+        )
+      })
+      await client.query(insertEvents(batch.length), params)
+      await client.query("COMMIT")
+      return expected + batch.length
+    } catch (error) {
+      await client.query("ROLLBACK")
+      throw error
+    } finally {
+      client.release()
+    }
+  }
 }
