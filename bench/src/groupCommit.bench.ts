@@ -69,8 +69,8 @@ export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
     try {
       const settings: ReadonlyArray<readonly [string, PgEventStore.Options["groupCommit"]]> = [
         ["eventfold, group commit off", false],
-        ["eventfold, group commit, 1 in flight", { concurrency: 1 }],
-        ["eventfold, group commit, 2 in flight (default)", { concurrency: 2 }],
+        ["eventfold, group commit, 1 in flight (default)", { concurrency: 1 }],
+        ["eventfold, group commit, 2 in flight", { concurrency: 2 }],
         ["eventfold, group commit, 4 in flight", { concurrency: 4 }]
       ]
       const stores = await Promise.all(

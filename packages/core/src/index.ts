@@ -20,6 +20,9 @@ export * as EventMetadata from "./EventMetadata.js"
  * @since 0.4.0
  */
 export * as EventCodec from "./EventCodec.js"
+
+/** @since 0.4.0 */
+export * as EventId from "./EventId.js"
 /**
  * Typed reads of streams and the feed, and typed subscription handlers.
  *
