@@ -273,6 +273,11 @@ export const latencyRecorder = () => {
       if (!(await waitFor(() => handled >= appended, timeoutMs))) {
         throw new Error(`live: ${handled} of ${appended} appended events handled after ${timeoutMs} ms${HORIZON_HINT}`)
       }
+    },
+    /** How many of `appended` events the consumer has not handled after `timeoutMs` (0 once all are). */
+    missed: async (appended: number, timeoutMs: number): Promise<number> => {
+      await waitFor(() => handled >= appended, timeoutMs)
+      return Math.max(0, appended - handled)
     }
   }
 }

@@ -126,6 +126,8 @@ export interface LiveResult {
   /** Milliseconds from append call to handler, for the appends started in the measured window. */
   readonly latencies: ReadonlyArray<number>
   readonly appended: number
+  /** Appended events the consumer never handled (Emmett's reactor can skip one that commits late). */
+  readonly missed?: number | undefined
 }
 
 /**

@@ -385,6 +385,15 @@ export const live = async (ctx: Context): Promise<ReadonlyArray<report.Row>> => 
     }
   }
   const samples = [...results].map(([c, r]) => `${c} ${util.formatNumber(sum(r.map((x) => x.latencies.length)))}`)
+  for (const [c, r] of results) {
+    const missed = sum(r.map((x) => x.missed ?? 0))
+    if (missed > 0) {
+      ctx.findings.push(
+        `live: ${c}'s consumer never handled ${missed} of ${sum(r.map((x) => x.appended))} appended events ` +
+          `(skipped: it pages by global_position, and an event whose transaction commits late falls behind its checkpoint).`
+      )
+    }
+  }
   ctx.findings.push(
     `live latency: ${config.liveWriters} writers × ${config.liveRatePerWriter} appends/s; each round's percentile ` +
       `over its events, median of ${config.rounds} round${config.rounds === 1 ? "" : "s"} (${samples.join(", ")} ` +
