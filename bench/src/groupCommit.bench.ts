@@ -5,7 +5,7 @@
  *
  * @since 0.4.0
  */
-import * as EventStore from "@eventfold/core/EventStore"
+import type * as EventStore from "@eventfold/core/EventStore"
 import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"

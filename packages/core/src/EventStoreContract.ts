@@ -241,7 +241,10 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
             )
             const [fresh, behind, dup, repeat, freshB] = outcomes
             assert.isTrue(Either.isRight(fresh!) && fresh.right.version === 2, "the first fresh append succeeds")
-            assert.isTrue(Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict", "the stale one conflicts")
+            assert.isTrue(
+              Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict",
+              "the stale one conflicts"
+            )
             if (Either.isLeft(behind!) && behind.left._tag === "ConcurrencyConflict") {
               assert.strictEqual(behind.left.actual, 2)
             }
