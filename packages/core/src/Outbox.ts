@@ -68,6 +68,26 @@ export interface ClaimOptions {
   readonly limit: number
   /** How long the claim lasts; another relay takes the rows over after it expires. */
   readonly lease: Duration.DurationInput
+  /**
+   * Rows of this relay's previous claim that it has published: marked published first, as `markPublished` does, in
+   * the same step as the claim (one statement and one commit on PostgreSQL), so their streams' next rows can be
+   * claimed at once. Rows this relay no longer holds stay as they are, with a warning logged.
+   */
+  readonly markPublished?: ReadonlyArray<bigint> | undefined
+  /**
+   * Rows of this relay's current batch that it is still publishing. A stream whose earliest unpublished row is one of
+   * them, held by this relay under a live lease, is not skipped: the claim takes the due, unclaimed rows right behind
+   * its in-flight rows, so the relay can claim its next batch while it publishes this one. The relay publishes those
+   * rows only after all of the stream's in-flight rows went out, and gives them back otherwise. Each stream's first
+   * and last in-flight rows are enough.
+   */
+  readonly inFlight?: ReadonlyArray<bigint> | undefined
+  /**
+   * The most streams the claim may start (streams it continues behind `inFlight` not counted); no bound by default.
+   * A relay leaves the rest to other relays. A stream in flight is continued only with rows older than every head the
+   * claim leaves waiting, so the streams a relay holds never keep older ones waiting.
+   */
+  readonly maxNewStreams?: number | undefined
 }
 
 /**
@@ -91,7 +111,8 @@ export interface Stats {
 export class Outbox extends Context.Tag("@eventfold/core/Outbox")<Outbox, {
   /**
    * Claims rows that are due, in per-stream order: for each stream, a contiguous run starting at its earliest
-   * unpublished row. Returned in global position order.
+   * unpublished row. Returned in global position order. Marks `options.markPublished` published first, atomically
+   * with the claim.
    */
   readonly claim: (options: ClaimOptions) => Effect.Effect<ReadonlyArray<Entry>, Errors.StoreError>
   /** Marks rows this relay still holds (no other relay took them over) as published; returns how many. */

@@ -5,7 +5,9 @@ import type { OutboxPublisher } from "@eventfold/core"
 import { EventStore, Outbox, OutboxRelay } from "@eventfold/core"
 import { NatsPublisher } from "@eventfold/outbox-nats"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import { connect, type NatsConnection } from "nats"
 
 const servers = process.env.NATS_URL ?? "127.0.0.1:4222"
@@ -87,6 +89,94 @@ describe(`NatsPublisher (${available ? servers : `SKIPPED, no NATS JetStream at 
         })
       }).pipe(Effect.scoped),
     30_000
+  )
+
+  it.live.skipIf(!available)(
+    "publishRun sends one stream's messages in order and stops at the first failure: nothing after it is sent",
+    () =>
+      Effect.gen(function*() {
+        const { name, nc, subjectPrefix } = yield* testStream
+        const publisher = yield* NatsPublisher.make({ servers, subjectPrefix })
+        const message = (version: number, payload: unknown): OutboxPublisher.OutboxMessage => ({
+          eventId: crypto.randomUUID(),
+          tenantId: "default",
+          streamType: "Order",
+          streamId: "o-1",
+          version,
+          globalPosition: BigInt(version),
+          type: "Added",
+          schemaVersion: 1,
+          payload,
+          metadata: {},
+          attempts: 0
+        })
+        // The third message is larger than the server's max_payload: the client refuses it.
+        const run = [message(1, { n: 1 }), message(2, { n: 2 }), message(3, "x".repeat(2_000_000)), message(4, {})]
+        let proceeds = 0
+        const outcome = yield* publisher.publishRun!(run, () => (proceeds++, true))
+        assert.strictEqual(outcome.published, 2)
+        assert.strictEqual(outcome.failure?.eventId, run[2]!.eventId)
+        assert.strictEqual(outcome.seconds.length, 3)
+        assert.strictEqual(proceeds, 3, "asked before each message it sent")
+        const stored = yield* messagesIn(nc, name)
+        assert.deepStrictEqual(stored.map((m) => m.msgId), [run[0]!.eventId, run[1]!.eventId])
+
+        // `proceed` returning false stops the run before that message.
+        const more = [message(5, {}), message(6, {}), message(7, {})]
+        let allowed = 2
+        const stopped = yield* publisher.publishRun!(more, () => allowed-- > 0)
+        assert.strictEqual(stopped.published, 2)
+        assert.isUndefined(stopped.failure)
+        assert.deepStrictEqual(
+          (yield* messagesIn(nc, name)).map((m) => m.msgId).slice(2),
+          [more[0]!.eventId, more[1]!.eventId]
+        )
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live.skipIf(!available)(
+    "the running relay delivers many streams to JetStream, each in order, once",
+    () =>
+      Effect.gen(function*() {
+        const { name, nc, subjectPrefix } = yield* testStream
+        yield* Effect.gen(function*() {
+          const store = yield* EventStore.EventStore
+          const outbox = yield* Outbox.Outbox
+          const streams = Array.from({ length: 12 }, (_, s) => `s${s}`)
+          for (let round = 0; round < 4; round++) {
+            for (const streamId of streams) {
+              yield* store.append({
+                streamType: "Order",
+                streamId,
+                events: Array.from({ length: 5 }, (_, i) => ({ type: "Numbered", payload: { round, i } }))
+              })
+            }
+          }
+          // Batches of 40 over 240 events: the relay claims more while it publishes, stream by stream.
+          const relay = yield* Effect.fork(
+            OutboxRelay.run({ batchSize: 40, concurrency: 8, pollInterval: "50 millis" })
+          )
+          yield* Effect.repeat(outbox.stats, {
+            until: (stats) => stats.pending === 0,
+            schedule: Schedule.spaced("50 millis")
+          }).pipe(Effect.timeout("30 seconds"))
+          yield* Fiber.interrupt(relay)
+          const stored = yield* messagesIn(nc, name)
+          assert.strictEqual(stored.length, 240)
+          for (const streamId of streams) {
+            const versions = stored
+              .map((m) => m.body as { readonly streamId: string; readonly version: number })
+              .filter((b) => b.streamId === streamId)
+              .map((b) => b.version)
+            assert.deepStrictEqual(versions, Array.from({ length: 20 }, (_, i) => i + 1))
+          }
+        }).pipe(Effect.provide(Layer.mergeAll(
+          Outbox.layerMemory,
+          NatsPublisher.layer({ servers, subjectPrefix })
+        )))
+      }).pipe(Effect.scoped),
+    60_000
   )
 
   it.live.skipIf(!available)("the relay delivers an outbox to JetStream in stream order", () =>

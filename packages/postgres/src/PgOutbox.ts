@@ -4,12 +4,14 @@
  * event inside `append_events`, in the append's transaction.
  *
  * Claims lock each stream's head row with `FOR UPDATE SKIP LOCKED` and a lease, then take the pending rows right
- * behind it, so several relays never publish one stream out of order.
+ * behind it, so several relays never publish one stream out of order. One statement marks the relay's previous batch
+ * published and claims the next (one commit per batch), and may continue the streams of the batch the relay is still
+ * publishing (see `Outbox.ClaimOptions`).
  *
  * @since 0.1.0
  */
 import * as PgClient from "@effect/sql-pg/PgClient"
-import type * as Errors from "@eventfold/core/Errors"
+import * as Errors from "@eventfold/core/Errors"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as Outbox from "@eventfold/core/Outbox"
 import * as Tenant from "@eventfold/core/Tenant"
@@ -96,6 +98,86 @@ const toRow = (r: typeof RowSchema.Type): Outbox.Row => ({
   publishedAt: r.published_at
 })
 
+/** int8 arrives as a string from a default pg client, or as a bigint where a type parser is installed. */
+const toBigInt = (u: unknown): bigint | undefined => {
+  if (typeof u === "bigint") return u
+  if (typeof u !== "string") return undefined
+  try {
+    return BigInt(u)
+  } catch {
+    return undefined
+  }
+}
+
+const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+
+/**
+ * A claimed row: `claimColumns` from column 1 on (column 0 is the marked count), as an array row, checked by hand
+ * rather than with a Schema (it runs once per relayed event); undefined when it does not fit.
+ */
+const toClaimed = (row: ReadonlyArray<unknown>): Outbox.Entry | undefined => {
+  const id = toBigInt(row[1])
+  const eventId = row[2]
+  const globalPosition = toBigInt(row[3])
+  const tenantId = row[4]
+  const streamType = row[5]
+  const streamId = row[6]
+  const version = row[7]
+  const type = row[8]
+  const schemaVersion = row[9]
+  const metadata = row[11]
+  const attempts = row[12]
+  if (
+    id === undefined || typeof eventId !== "string" || globalPosition === undefined || typeof tenantId !== "string" ||
+    typeof streamType !== "string" || typeof streamId !== "string" || typeof version !== "number" ||
+    typeof type !== "string" || typeof schemaVersion !== "number" || !isRecord(metadata) ||
+    typeof attempts !== "number"
+  ) {
+    return undefined
+  }
+  return {
+    id,
+    eventId,
+    tenantId,
+    streamType,
+    streamId,
+    version,
+    globalPosition,
+    type,
+    schemaVersion,
+    payload: row[10],
+    metadata,
+    attempts
+  }
+}
+
+const show = (row: ReadonlyArray<unknown>): string =>
+  JSON.stringify(row, (_, v) => (typeof v === "bigint" ? String(v) : v))
+
+// A claim's rows: each claimed row (none: a single row whose claim columns are null), all carrying the marked count.
+const decodeClaim = (
+  rows: ReadonlyArray<ReadonlyArray<unknown>>
+): Effect.Effect<{ readonly marked: number; readonly entries: Array<Outbox.Entry> }, Errors.StoreError> => {
+  const marked = rows[0]?.[0]
+  const entries: Array<Outbox.Entry> = []
+  for (const row of rows) {
+    if (row[1] === null) continue
+    const entry = toClaimed(row)
+    if (entry === undefined) {
+      return Effect.fail(
+        new Errors.StoreError({
+          operation: "outbox.claim",
+          reason: `unexpected row shape: ${show(row)}`,
+          retryable: false,
+          kind: "data"
+        })
+      )
+    }
+    entries.push(entry)
+  }
+  return Effect.succeed({ marked: typeof marked === "number" ? marked : 0, entries })
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /**
@@ -141,50 +223,97 @@ export const make = (
         "o.payload, o.metadata, o.retry_count"
     )
 
-    // One statement, so one round trip and one commit per claim (it used to be BEGIN, heads, followers, COMMIT).
-    // - streams: each stream's head (earliest unpublished row) by a skip scan over outbox_unpublished_tenant_idx, one index
-    //   probe per stream, instead of reading and sorting every unpublished row for DISTINCT ON.
+    // One statement, so one round trip and one commit per batch: it marks the relay's previous batch published and
+    // claims the next (it used to be BEGIN, heads, followers, COMMIT, and then a second commit for the mark).
+    // - marked: the previous batch, marked as `markPublished` does. The rest of the statement sees the rows as they
+    //   were before it, so it leaves out exactly the rows marked here (by id) when it looks for each stream's head.
+    // - streams: each stream's head (earliest unpublished row) by a skip scan over outbox_unpublished_tenant_idx, one
+    //   index probe per stream, instead of reading and sorting every unpublished row for DISTINCT ON.
     // - locked: the due, unleased heads, oldest first, locked FOR UPDATE SKIP LOCKED so two relays never both take a
-    //   stream; a head changed since the snapshot is re-checked on its latest version (EvalPlanQual).
+    //   stream; a head changed since the snapshot is re-checked on its latest version (EvalPlanQual). Found by id
+    //   (the primary key), never by scanning the table, however many published rows it keeps.
+    // - oldest_left: the oldest head the claim leaves waiting (beyond its limits, or locked by another claim).
+    // - continued: the streams of the batch the relay is still publishing (`inFlight`), whose head is one of those
+    //   rows and still held by this relay under a live lease. Nobody else can take such a stream (its head is
+    //   leased), so the claim continues it after its last in-flight row: the relay claims the next batch while it
+    //   publishes this one, and publishes those rows only once the in-flight ones went out. Only with rows older
+    //   than oldest_left, so the streams a relay holds never keep older streams waiting.
     // - followers: behind each locked head, the contiguous run of pending rows nobody else holds, taken round-robin
-    //   by depth so a cut keeps each stream's claim a prefix. Holding the head keeps other relays off them.
-    // The final UPDATE deliberately does not re-check status: a follower that a relay whose lease expired marks or
+    //   by depth so a cut keeps each stream's claim a prefix. Holding the head keeps other relays off them. Behind a
+    //   continued stream's in-flight rows, the same run of due rows nobody holds (continuation).
+    // The claiming UPDATE deliberately does not re-check status: a follower that a relay whose lease expired marks or
     // dead-letters meanwhile stays in the claim, so the claim never has a gap (which would publish out of order).
+    // The result has one row per claimed row, or a single row without one, each carrying the count of marked rows.
     const claim = (claimOptions: Outbox.ClaimOptions) => {
       const limit = Math.max(0, Math.floor(claimOptions.limit))
-      if (limit === 0) return Effect.succeed([])
+      const toMark = claimOptions.markPublished ?? []
+      if (limit === 0 && toMark.length === 0) return Effect.succeed([])
+      const inFlight = (claimOptions.inFlight ?? []).map(String)
+      const maxNewStreams = claimOptions.maxNewStreams === undefined
+        ? limit
+        : Math.max(0, Math.floor(claimOptions.maxNewStreams) || 0)
       const lease = millis(claimOptions.lease)
       const relayId = claimOptions.relayId
-      return sql`WITH RECURSIVE streams AS (
-          (SELECT x.id, x.tenant_id, x.stream_type, x.stream_id FROM ${outbox} x
-            WHERE x.status <> 'published'
+      return sql`WITH RECURSIVE marked AS (
+          UPDATE ${outbox} SET status = 'published', published_at = now(), claimed_by = NULL, claimed_until = NULL
+           WHERE id = ANY(${toMark.map(String)}::bigint[]) AND status = 'pending' AND claimed_by = ${relayId}
+          RETURNING id
+        ), streams AS (
+          (SELECT x.id, x.tenant_id, x.stream_type, x.stream_id, x.global_position, x.status, x.next_attempt_at,
+                  x.claimed_until, x.claimed_by
+             FROM ${outbox} x
+            WHERE x.status <> 'published' AND x.id NOT IN (SELECT id FROM marked)
             ORDER BY x.tenant_id, x.stream_type, x.stream_id, x.global_position
             LIMIT 1)
           UNION ALL
-          SELECT n.id, n.tenant_id, n.stream_type, n.stream_id FROM streams s CROSS JOIN LATERAL (
-            SELECT x.id, x.tenant_id, x.stream_type, x.stream_id FROM ${outbox} x
-             WHERE x.status <> 'published'
+          SELECT n.* FROM streams s CROSS JOIN LATERAL (
+            SELECT x.id, x.tenant_id, x.stream_type, x.stream_id, x.global_position, x.status, x.next_attempt_at,
+                   x.claimed_until, x.claimed_by
+              FROM ${outbox} x
+             WHERE x.status <> 'published' AND x.id NOT IN (SELECT id FROM marked)
                AND (x.tenant_id, x.stream_type, x.stream_id) > (s.tenant_id, s.stream_type, s.stream_id)
              ORDER BY x.tenant_id, x.stream_type, x.stream_id, x.global_position
              LIMIT 1
           ) n
         ), locked AS (
           SELECT o.id, o.tenant_id, o.stream_type, o.stream_id, o.global_position FROM ${outbox} o
-            JOIN streams h ON h.id = o.id
-           WHERE o.status = 'pending' AND o.next_attempt_at <= now()
+           WHERE o.id = ANY (ARRAY(
+                   SELECT h.id FROM streams h
+                    WHERE h.status = 'pending' AND h.next_attempt_at <= now()
+                      AND (h.claimed_until IS NULL OR h.claimed_until < now())))
+             AND o.status = 'pending' AND o.next_attempt_at <= now()
              AND (o.claimed_until IS NULL OR o.claimed_until < now())
            ORDER BY o.global_position
-           LIMIT ${limit}
+           LIMIT ${Math.min(limit, maxNewStreams)}
            FOR UPDATE OF o SKIP LOCKED
+        ), oldest_left AS (
+          SELECT min(h.global_position) AS global_position FROM streams h
+           WHERE h.status = 'pending' AND h.next_attempt_at <= now()
+             AND (h.claimed_until IS NULL OR h.claimed_until < now())
+             AND h.id NOT IN (SELECT id FROM locked)
+        ), in_flight AS (
+          SELECT f.tenant_id, f.stream_type, f.stream_id, max(f.global_position) AS after_position
+            FROM ${outbox} f WHERE f.id = ANY(${inFlight}::bigint[])
+           GROUP BY f.tenant_id, f.stream_type, f.stream_id
+        ), continued AS (
+          SELECT i.tenant_id, i.stream_type, i.stream_id, i.after_position
+            FROM in_flight i JOIN streams h
+              ON h.tenant_id = i.tenant_id AND h.stream_type = i.stream_type AND h.stream_id = i.stream_id
+           WHERE h.id = ANY(${inFlight}::bigint[]) AND h.status = 'pending'
+             AND h.claimed_by = ${relayId} AND h.claimed_until > now()
         ), room AS (
           -- n: the slots left for followers. depth: how deep to look into each stream, at most 4 times its fair
           -- share, so the scan stays O(limit) rows in all instead of O(heads x limit) (it was 2,500 index rows and
           -- window rows for 50 streams at batch 100, the costliest part of the claim). Only very uneven streams
           -- can leave a batch short; the relay then simply claims again.
-          SELECT ${limit}::integer - count(*)::integer AS n,
-                 LEAST(${limit}::integer - count(*)::integer,
-                       ceil(4.0 * (${limit}::integer - count(*)::integer) / GREATEST(count(*), 1)))::integer AS depth
-            FROM locked
+          -- cdepth: the same for continued streams, at most a quarter over their fair share: they go on behind a
+          -- batch of the relay's own, so their backlog is known to be there, and the scan is most of the claim.
+          SELECT ${limit}::integer - l.count AS n,
+                 LEAST(${limit}::integer - l.count,
+                       ceil(4.0 * (${limit}::integer - l.count) / GREATEST(l.count + c.count, 1)))::integer AS depth,
+                 LEAST(${limit}::integer - l.count,
+                       ceil(1.25 * (${limit}::integer - l.count) / GREATEST(l.count + c.count, 1)))::integer AS cdepth
+            FROM (SELECT count(*)::integer AS count FROM locked) l, (SELECT count(*)::integer AS count FROM continued) c
         ), followers AS (
           SELECT f.id, f.global_position, f.depth
             FROM locked h
@@ -202,20 +331,49 @@ export const make = (
                        LIMIT (SELECT depth FROM room)) r
             ) f
            WHERE f.contiguous
+        ), continuation AS (
+          SELECT f.id, f.global_position, f.depth
+            FROM continued c
+            CROSS JOIN LATERAL (
+              SELECT r.id, r.global_position,
+                     bool_and(r.status = 'pending' AND r.next_attempt_at <= now()
+                              AND (r.claimed_until IS NULL OR r.claimed_until < now()))
+                       OVER (ORDER BY r.global_position) AS contiguous,
+                     row_number() OVER (ORDER BY r.global_position) AS depth
+                FROM (SELECT x.id, x.global_position, x.status, x.next_attempt_at, x.claimed_until FROM ${outbox} x
+                       WHERE x.tenant_id = c.tenant_id AND x.stream_type = c.stream_type
+                         AND x.stream_id = c.stream_id
+                         AND x.global_position > c.after_position AND x.status <> 'published'
+                         AND x.global_position
+                             < coalesce((SELECT global_position FROM oldest_left), 9223372036854775807)
+                       ORDER BY x.global_position
+                       LIMIT (SELECT cdepth FROM room)) r
+            ) f
+           WHERE f.contiguous
         ), picked AS (
           SELECT id FROM locked
           UNION ALL
-          (SELECT id FROM followers ORDER BY depth, global_position LIMIT (SELECT n FROM room))
+          (SELECT id FROM (SELECT * FROM followers UNION ALL SELECT * FROM continuation) behind
+            ORDER BY depth, global_position LIMIT (SELECT n FROM room))
+        ), claimed AS (
+          UPDATE ${outbox} o SET claimed_by = ${relayId}, claimed_until = now() + ${lease} * interval '1 millisecond'
+            FROM picked WHERE o.id = picked.id
+          RETURNING ${claimColumns}
         )
-        UPDATE ${outbox} o SET claimed_by = ${relayId}, claimed_until = now() + ${lease} * interval '1 millisecond'
-          FROM picked WHERE o.id = picked.id
-        RETURNING ${claimColumns}`.pipe(
+        SELECT (SELECT count(*) FROM marked)::integer AS marked, claimed.* FROM (SELECT) AS one
+          LEFT JOIN claimed ON true`.values.pipe(
         acrossTenants,
         Effect.catchTag("SqlError", (e) => Effect.fail(storeError("outbox.claim")(e))),
-        Effect.flatMap(internal.decodeRows("claim", ClaimRowSchema)),
+        Effect.flatMap(decodeClaim),
+        Effect.tap(({ marked }) =>
+          marked < toMark.length
+            ? Effect.logWarning("outbox lease expired before the batch was marked; those rows will be redelivered")
+              .pipe(Effect.annotateLogs({ relayId, published: toMark.length, marked }))
+            : Effect.void
+        ),
         // RETURNING has no order; the relay wants global position order.
-        Effect.map((rows) => rows.map(toEntry).sort((a, b) => (a.globalPosition < b.globalPosition ? -1 : 1))),
-        Effect.withSpan("PgOutbox.claim", { attributes: { relayId, limit } })
+        Effect.map(({ entries }) => entries.sort((a, b) => (a.globalPosition < b.globalPosition ? -1 : 1))),
+        Effect.withSpan("PgOutbox.claim", { attributes: { relayId, limit, marks: toMark.length } })
       )
     }
 

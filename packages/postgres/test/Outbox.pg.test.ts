@@ -24,7 +24,31 @@ const outboxLayer = () =>
     Layer.provideMerge(PgTest.layerClient())
   )
 
-OutboxContract.suite(`PostgreSQL (${PgTest.serverLabel()})`, outboxLayer())
+// The transactions that updated the outbox (claims, marks, renewals, releases), counted by a statement trigger that
+// records each one's id: the suite checks the relay commits once per batch.
+const outboxTransactions = Layer.effect(
+  OutboxContract.OutboxTransactions,
+  Effect.gen(function*() {
+    const admin = yield* PgTest.Admin
+    yield* admin.unsafe("CREATE TABLE public.outbox_writes (xid xid8 NOT NULL)")
+    yield* admin.unsafe(`CREATE FUNCTION public.record_outbox_write() RETURNS trigger LANGUAGE plpgsql
+      SECURITY DEFINER SET search_path = pg_catalog AS $$
+      BEGIN INSERT INTO public.outbox_writes VALUES (pg_current_xact_id()); RETURN NULL; END $$`)
+    yield* admin.unsafe(`CREATE TRIGGER record_outbox_writes AFTER UPDATE ON eventfold.outbox
+      FOR EACH STATEMENT EXECUTE FUNCTION public.record_outbox_write()`)
+    return {
+      count: admin<{ n: number }>`SELECT count(DISTINCT xid)::int AS n FROM public.outbox_writes`.pipe(
+        Effect.map((rows) => rows[0]!.n),
+        Effect.orDie
+      )
+    }
+  }).pipe(Effect.orDie)
+)
+
+OutboxContract.suite(
+  `PostgreSQL (${PgTest.serverLabel()})`,
+  outboxTransactions.pipe(Layer.provideMerge(outboxLayer()))
+)
 
 const appendN = (streamType: string, streamId: string, count: number) =>
   Effect.flatMap(EventStore.EventStore, (store) =>

@@ -45,10 +45,17 @@ const toRow = (r: MutableRow): Outbox.Row => ({
   publishedAt: r.publishedAt === null ? null : new Date(r.publishedAt)
 })
 
+// The same warning as PgOutbox's: the relay published rows another relay took over before they were marked.
+const unmarkedWarning = (relayId: string, published: number, marked: number) =>
+  Effect.logWarning("outbox lease expired before the batch was marked; those rows will be redelivered").pipe(
+    Effect.annotateLogs({ relayId, published, marked })
+  )
+
 /** @internal */
 export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
   // Ordered by global position, like the table's rows.
   let rows: Array<MutableRow> = []
+  const byId = new Map<bigint, MutableRow>()
   let nextId = 0n
   const listeners = new Set<Queue.Queue<void>>()
 
@@ -56,7 +63,7 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
     const now = Date.now()
     for (const e of events) {
       nextId += 1n
-      rows.push({
+      const row: MutableRow = {
         entry: {
           id: nextId,
           eventId: e.eventId,
@@ -80,7 +87,9 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
         claimedUntil: null,
         createdAt: now,
         publishedAt: null
-      })
+      }
+      rows.push(row)
+      byId.set(row.entry.id, row)
     }
     for (const queue of listeners) queue.unsafeOffer(undefined)
   }
@@ -91,72 +100,112 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
   // A relay keeps its rows until another relay takes them over, even past its lease.
   const held = (relayId: string) => (r: MutableRow) => r.status === "pending" && r.claimedBy === relayId
 
+  // Marks held rows published; the one step behind `markPublished` and a claim's `markPublished`.
+  const mark = (relayId: string, ids: ReadonlyArray<bigint>, now: number) => {
+    let count = 0
+    for (const id of ids) {
+      const r = byId.get(id)
+      if (r !== undefined && held(relayId)(r)) {
+        r.status = "published"
+        r.publishedAt = now
+        r.claimedBy = null
+        r.claimedUntil = null
+        count++
+      }
+    }
+    return count
+  }
+
   const claim = (options: Outbox.ClaimOptions) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      const byStream = new Map<string, Array<MutableRow>>()
-      for (const r of rows) {
-        if (r.status === "published") continue
-        const k = streamKey(r.entry.tenantId, r.entry)
-        const list = byStream.get(k)
-        if (list) list.push(r)
-        else byStream.set(k, [r])
-      }
-      // Streams whose head is due and unclaimed, oldest head first; then the contiguous pending run behind it.
-      const runs: Array<Array<MutableRow>> = []
-      for (const list of byStream.values()) {
-        const head = list[0]!
-        if (head.status !== "pending" || head.nextAttemptAt > now || !free(head, now)) continue
-        const run = [head]
-        for (let i = 1; i < list.length; i++) {
-          const r = list[i]!
-          if (r.status !== "pending" || !free(r, now, options.relayId)) break
-          run.push(r)
-        }
-        runs.push(run)
-      }
-      runs.sort((a, b) => (a[0]!.entry.globalPosition < b[0]!.entry.globalPosition ? -1 : 1))
-      const picked: Array<MutableRow> = []
-      // Round-robin over the runs so a cut keeps each stream's claim a prefix.
-      for (let depth = 0; picked.length < options.limit; depth++) {
-        let any = false
-        for (const run of runs.slice(0, options.limit)) {
-          const r = run[depth]
-          if (r && picked.length < options.limit) {
-            picked.push(r)
-            any = true
-          }
-        }
-        if (!any) break
-      }
-      const until = now + Duration.toMillis(Duration.decode(options.lease))
-      for (const r of picked) {
-        r.claimedBy = options.relayId
-        r.claimedUntil = until
-      }
-      return picked
-        .sort((a, b) => (a.entry.globalPosition < b.entry.globalPosition ? -1 : 1))
-        .map((r) => ({ ...r.entry, attempts: r.retryCount }))
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const toMark = options.markPublished ?? []
+      const marked = toMark.length === 0 ? 0 : mark(options.relayId, toMark, now)
+      const claimed = claimDue(options, now)
+      return marked < toMark.length
+        ? Effect.as(unmarkedWarning(options.relayId, toMark.length, marked), claimed)
+        : Effect.succeed(claimed)
     })
 
-  const markPublished = (relayId: string, ids: ReadonlyArray<bigint>) =>
-    Effect.map(Clock.currentTimeMillis, (now) => {
-      const wanted = new Set(ids)
-      let count = 0
-      for (const r of rows) {
-        if (wanted.has(r.entry.id) && held(relayId)(r)) {
-          r.status = "published"
-          r.publishedAt = now
-          r.claimedBy = null
-          r.claimedUntil = null
-          count++
+  const claimDue = (options: Outbox.ClaimOptions, now: number) => {
+    const byStream = new Map<string, Array<MutableRow>>()
+    for (const r of rows) {
+      if (r.status === "published") continue
+      const k = streamKey(r.entry.tenantId, r.entry)
+      const list = byStream.get(k)
+      if (list) list.push(r)
+      else byStream.set(k, [r])
+    }
+    const inFlight = new Set(options.inFlight ?? [])
+    // Streams whose head is due and unclaimed: the head and the contiguous pending run behind it. Streams this relay
+    // is still publishing, under a live lease: the due, free rows right behind its in-flight rows.
+    const heads: Array<Array<MutableRow>> = []
+    const continued: Array<Array<MutableRow>> = []
+    for (const list of byStream.values()) {
+      const head = list[0]!
+      if (inFlight.size > 0 && inFlight.has(head.entry.id)) {
+        if (head.status !== "pending" || head.claimedBy !== options.relayId || !(head.claimedUntil! > now)) continue
+        let last = 0
+        list.forEach((r, i) => {
+          if (inFlight.has(r.entry.id)) last = i
+        })
+        const run: Array<MutableRow> = []
+        for (let i = last + 1; i < list.length; i++) {
+          const r = list[i]!
+          if (r.status !== "pending" || r.nextAttemptAt > now || !free(r, now)) break
+          run.push(r)
+        }
+        if (run.length > 0) continued.push(run)
+        continue
+      }
+      if (head.status !== "pending" || head.nextAttemptAt > now || !free(head, now)) continue
+      const run = [head]
+      for (let i = 1; i < list.length; i++) {
+        const r = list[i]!
+        if (r.status !== "pending" || !free(r, now, options.relayId)) break
+        run.push(r)
+      }
+      heads.push(run)
+    }
+    // Oldest head first, as many streams as the claim may start; a stream in flight is continued only with rows older
+    // than every head left waiting, so a relay's streams never hold older ones back.
+    heads.sort((a, b) => (a[0]!.entry.globalPosition < b[0]!.entry.globalPosition ? -1 : 1))
+    const maxNewStreams = options.maxNewStreams === undefined ? Infinity : Math.floor(options.maxNewStreams) || 0
+    const started = heads.slice(0, Math.max(0, Math.min(options.limit, maxNewStreams)))
+    const oldestLeft = heads[started.length]?.[0]!.entry.globalPosition
+    const runs = [
+      ...started,
+      ...continued.map((run) => oldestLeft === undefined ? run : run.filter((r) => r.entry.globalPosition < oldestLeft))
+        .filter((run) => run.length > 0)
+    ]
+    const picked: Array<MutableRow> = []
+    // Round-robin over the runs so a cut keeps each stream's claim a prefix.
+    for (let depth = 0; picked.length < options.limit; depth++) {
+      let any = false
+      for (const run of runs) {
+        const r = run[depth]
+        if (r && picked.length < options.limit) {
+          picked.push(r)
+          any = true
         }
       }
-      return count
-    })
+      if (!any) break
+    }
+    const until = now + Duration.toMillis(Duration.decode(options.lease))
+    for (const r of picked) {
+      r.claimedBy = options.relayId
+      r.claimedUntil = until
+    }
+    return picked
+      .sort((a, b) => (a.entry.globalPosition < b.entry.globalPosition ? -1 : 1))
+      .map((r): Outbox.Entry => ({ ...r.entry, attempts: r.retryCount }))
+  }
+
+  const markPublished = (relayId: string, ids: ReadonlyArray<bigint>) =>
+    Effect.map(Clock.currentTimeMillis, (now) => mark(relayId, ids, now))
 
   const recordFailure = (relayId: string, id: bigint, error: string, retryIn: Option.Option<Duration.Duration>) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const r = rows.find((row) => row.entry.id === id)
+      const r = byId.get(id)
       if (!r || !held(relayId)(r)) return false
       r.retryCount += 1
       r.lastError = EventValidation.sanitizeText(error)
@@ -169,10 +218,10 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
 
   const renew = (relayId: string, ids: ReadonlyArray<bigint>, lease: Duration.DurationInput) =>
     Effect.map(Clock.currentTimeMillis, (now) => {
-      const wanted = new Set(ids)
       let count = 0
-      for (const r of rows) {
-        if (wanted.has(r.entry.id) && held(relayId)(r)) {
+      for (const id of new Set(ids)) {
+        const r = byId.get(id)
+        if (r !== undefined && held(relayId)(r)) {
           r.claimedUntil = now + Duration.toMillis(Duration.decode(lease))
           count++
         }
@@ -182,9 +231,9 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
 
   const release = (relayId: string, ids: ReadonlyArray<bigint>) =>
     Effect.sync(() => {
-      const wanted = new Set(ids)
-      for (const r of rows) {
-        if (wanted.has(r.entry.id) && held(relayId)(r)) {
+      for (const id of ids) {
+        const r = byId.get(id)
+        if (r !== undefined && held(relayId)(r)) {
           r.claimedBy = null
           r.claimedUntil = null
         }
@@ -218,7 +267,11 @@ export const make: Effect.Effect<Outbox.Outbox["Type"]> = Effect.sync(() => {
     Effect.map(Clock.currentTimeMillis, (now) => {
       const cutoff = now - Duration.toMillis(Duration.decode(retention))
       const before = rows.length
-      rows = rows.filter((r) => !(r.status === "published" && r.publishedAt !== null && r.publishedAt < cutoff))
+      rows = rows.filter((r) => {
+        const expired = r.status === "published" && r.publishedAt !== null && r.publishedAt < cutoff
+        if (expired) byId.delete(r.entry.id)
+        return !expired
+      })
       return before - rows.length
     })
 
