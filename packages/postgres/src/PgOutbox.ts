@@ -21,6 +21,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import * as eventRows from "./internal/eventRows.js"
 import * as internal from "./internal/sql.js"
 import * as PgConfig from "./PgConfig.js"
 
@@ -98,18 +99,7 @@ const toRow = (r: typeof RowSchema.Type): Outbox.Row => ({
   publishedAt: r.published_at
 })
 
-/** int8 arrives as a string from a default pg client, or as a bigint where a type parser is installed. */
-const toBigInt = (u: unknown): bigint | undefined => {
-  if (typeof u === "bigint") return u
-  if (typeof u !== "string") return undefined
-  try {
-    return BigInt(u)
-  } catch {
-    return undefined
-  }
-}
-
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+const { isRecord, toBigInt } = eventRows
 
 /**
  * A claimed row: `claimColumns` from column 1 on (column 0 is the marked count), as an array row, checked by hand

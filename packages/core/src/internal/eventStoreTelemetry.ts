@@ -2,15 +2,10 @@
  * @internal The spans and metrics of every `EventStore`: `instrument` wraps a store's operations, so that the memory
  * and PostgreSQL stores (and any other) report the same span names, attributes and metrics.
  */
-import * as Clock from "effect/Clock"
-import * as Context from "effect/Context"
-import * as DefaultServices from "effect/DefaultServices"
-import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
-import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import type * as MetricLabel from "effect/MetricLabel"
-import * as Tracer from "effect/Tracer"
+import type * as Tracer from "effect/Tracer"
 import * as Errors from "../Errors.js"
 import type * as EventStore from "../EventStore.js"
 import * as columns from "./streamColumns.js"
@@ -35,33 +30,7 @@ export const appendConflicts = Metric.counter("eventfold_append_conflicts", {
   incremental: true
 })
 
-// Effect's built-in tracer records spans nowhere: with it installed nobody listens.
-const nativeTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
-
-/**
- * `telemetry.measured`, in fewer steps when nobody listens: the tracer, the clock and the metric labels are read from
- * the fiber at once (the labels at the start: `Effect.tagMetrics` scopes them to an effect, so they are the same at
- * its end).
- */
-const measured = <A, E, R>(
-  name: string,
-  options: () => Tracer.SpanOptions,
-  effect: Effect.Effect<A, E, R>,
-  done: (
-    span: Tracer.Span | undefined,
-    exit: Exit.Exit<A, E>,
-    seconds: number,
-    labels: ReadonlyArray<MetricLabel.MetricLabel>
-  ) => void
-): Effect.Effect<A, E, R> =>
-  Effect.withFiberRuntime((fiber) => {
-    if (fiber.currentTracer !== nativeTracer) return telemetry.measured(name, options, effect, done)
-    const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
-    const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-    const start = clock.unsafeCurrentTimeNanos()
-    return Effect.onExit(effect, (exit) =>
-      Effect.sync(() => done(undefined, exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)))
-  })
+const { measured } = telemetry
 
 const appendTimer = telemetry.taggedBy(appendDuration, "stream_type", "outcome")
 const appendedEvents = telemetry.taggedBy(eventsAppended, "stream_type")

@@ -4,6 +4,7 @@
  * are made only then, so they cost nothing when nobody listens).
  */
 import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
@@ -161,12 +162,20 @@ export const measured = <A, E, R>(
     labels: ReadonlyArray<MetricLabel.MetricLabel>
   ) => void
 ): Effect.Effect<A, E, R> =>
-  Effect.flatMap(tracing, (on) =>
-    on
-      ? Effect.useSpan(
-        name,
-        { ...options(), captureStackTrace: false },
-        (span) =>
-          timed(Effect.withParentSpan(effect, span), (exit, seconds, labels) => done(span, exit, seconds, labels))
-      )
-      : timed(effect, (exit, seconds, labels) => done(undefined, exit, seconds, labels)))
+  Effect.withFiberRuntime((fiber) => {
+    // Nobody listens (Effect's built-in tracer): the clock and the metric labels are read from the fiber at once (the
+    // labels at the start: `Effect.tagMetrics` scopes them to an effect, so they are the same at its end).
+    if (fiber.currentTracer === nativeTracer) {
+      const clock = Context.get(fiber.currentDefaultServices, Clock.Clock)
+      const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+      const start = clock.unsafeCurrentTimeNanos()
+      return Effect.onExit(effect, (exit) =>
+        Effect.sync(() => done(undefined, exit, Number(clock.unsafeCurrentTimeNanos() - start) / 1e9, labels)))
+    }
+    return Effect.useSpan(
+      name,
+      { ...options(), captureStackTrace: false },
+      (span) =>
+        timed(Effect.withParentSpan(effect, span), (exit, seconds, labels) => done(span, exit, seconds, labels))
+    )
+  })

@@ -24,8 +24,10 @@ export const FOLD_WIDTH = 4
 /** @internal An array row of a query's result. */
 export type Row = ReadonlyArray<unknown>
 
-/** int8 and xid8 arrive as strings from a default pg client, or as bigints where a type parser is installed. */
-const toBigInt = (u: unknown): bigint | undefined => {
+/**
+ * @internal int8 and xid8 arrive as strings from a default pg client, or as bigints where a type parser is installed.
+ */
+export const toBigInt = (u: unknown): bigint | undefined => {
   if (typeof u === "bigint") return u
   if (typeof u !== "string") return undefined
   try {
@@ -35,7 +37,9 @@ const toBigInt = (u: unknown): bigint | undefined => {
   }
 }
 
-const isRecord = (u: unknown): u is Record<string, unknown> => typeof u === "object" && u !== null && !Array.isArray(u)
+/** @internal */
+export const isRecord = (u: unknown): u is Record<string, unknown> =>
+  typeof u === "object" && u !== null && !Array.isArray(u)
 
 const show = (row: Row): string => JSON.stringify(row, (_, v) => (typeof v === "bigint" ? String(v) : v))
 
