@@ -70,17 +70,9 @@ const batchOf = (size: number): ReadonlyArray<NewEvent.NewEvent> =>
 const rawAppender = (pool: pg.Pool, schema: string) =>
   util.rawAppender(pool, { schema, tenant: TENANT, streamType: STREAM_TYPE })
 
-const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
-  "schema_version, payload, metadata, recorded_at"
+const COLUMNS = util.EVENT_COLUMNS
 
-// The raw baseline trusts its rows (no validation): that is what makes it a baseline.
-interface RawRow {
-  readonly global_position: string
-  readonly transaction_id: string
-  readonly version: number
-  readonly event_type: string
-  readonly payload: { readonly amount: number }
-}
+type RawRow = util.RawEventRow<{ readonly amount: number }>
 
 interface Row {
   readonly workload: string

@@ -119,8 +119,7 @@ const roundsOf = (values: ReadonlyArray<number>) => values.map((v) => util.forma
 // ---------------------------------------------------------------------------------------------------------------
 // readStream: read_stream of 0009 against the 0007 query
 
-const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
-  "schema_version, payload, metadata, recorded_at"
+const COLUMNS = util.EVENT_COLUMNS
 
 /** How 0007 read a stream forward, as one statement: the baseline. */
 const RAW_0007 = `SELECT ${COLUMNS} FROM eventfold.events

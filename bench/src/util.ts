@@ -411,3 +411,26 @@ export const rawAppender = (
     }
   }
 }
+
+/**
+ * The columns of an events row as eventfold reads them, for the raw baselines' SELECTs.
+ *
+ * @since 0.4.0
+ * @category constants
+ */
+export const EVENT_COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, " +
+  "event_type, schema_version, payload, metadata, recorded_at"
+
+/**
+ * An events row as a raw baseline reads it from `pg`: trusted, not validated (that is what makes it a baseline).
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface RawEventRow<Payload = Readonly<Record<string, unknown>>> {
+  readonly global_position: string
+  readonly transaction_id: string
+  readonly version: number
+  readonly event_type: string
+  readonly payload: Payload
+}

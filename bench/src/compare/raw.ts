@@ -15,17 +15,9 @@ import * as domain from "./domain.js"
 import type * as protocol from "./protocol.js"
 
 const SCHEMA = "eventfold"
-const COLUMNS = "global_position, transaction_id, event_id, tenant_id, stream_type, stream_id, version, event_type, " +
-  "schema_version, payload, metadata, recorded_at"
+const COLUMNS = util.EVENT_COLUMNS
 
-// The baseline trusts its rows (no validation): that is what makes it a baseline.
-interface RawRow {
-  readonly global_position: string
-  readonly transaction_id: string
-  readonly version: number
-  readonly event_type: string
-  readonly payload: Readonly<Record<string, unknown>>
-}
+type RawRow = util.RawEventRow
 
 /**
  * Migrates eventfold's schema into the database and opens the pool.
