@@ -5,22 +5,16 @@
  *
  * @since 0.4.0
  */
-import type * as PgClient from "@effect/sql-pg/PgClient"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Aggregate from "@eventfold/core/Aggregate"
 import * as CommandHandler from "@eventfold/core/CommandHandler"
 import * as Decider from "@eventfold/core/Decider"
-import type * as Errors from "@eventfold/core/Errors"
 import * as EventStore from "@eventfold/core/EventStore"
 import * as EventValidation from "@eventfold/core/EventValidation"
 import * as ExpectedVersion from "@eventfold/core/ExpectedVersion"
 import * as Position from "@eventfold/core/Position"
 import * as Tenant from "@eventfold/core/Tenant"
-import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"
-import * as PgMigrations from "@eventfold/postgres/PgMigrations"
 import * as Effect from "effect/Effect"
-import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import pg from "pg"
@@ -78,10 +72,7 @@ interface Row {
   readonly met: (ratio: number) => string
 }
 
-type Runtime = ManagedRuntime.ManagedRuntime<
-  PgClient.PgClient | SqlClient.SqlClient,
-  Errors.StoreError | Errors.InvalidInput
->
+type Runtime = util.Stack["runtime"]
 type Store = EventStore.EventStore["Type"]
 
 /** The store with its `readStream` wrapped: no column reader, so loads read whole events, as before the fused path. */
@@ -94,24 +85,10 @@ const throughReadStream = (store: Store): Store => ({ ...store, readStream: (opt
  * @category main
  */
 export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
-  util.withDatabase(ctx.serverUrl, "eventfold_bench", async (database) => {
-    const server = await util.describeServer(database.url)
-    const migrate = (schema: string) =>
-      Effect.runPromise(
-        PgMigrations.run({ schema }).pipe(Effect.provide(PgDatabase.layer({ url: database.url, maxConnections: 1 })))
-      )
-    await migrate("eventfold")
-    await migrate(FEED_SCHEMA)
-    const runtime = ManagedRuntime.make(
-      PgDatabase.layer({ url: database.url, maxConnections: POOL_SIZE, applicationName: "eventfold-bench" })
-    )
-    const pool = new pg.Pool({
-      connectionString: database.url,
-      max: POOL_SIZE,
-      connectionTimeoutMillis: 5_000,
-      application_name: "raw-bench"
-    })
-    try {
+  util.withStack(
+    ctx.serverUrl,
+    { prefix: "eventfold_bench", schemas: ["eventfold", FEED_SCHEMA], poolSize: POOL_SIZE },
+    async ({ pool, runtime, server }) => {
       const scope = await runtime.runPromise(Scope.make())
       const build = (options?: PgEventStore.Options) =>
         runtime.runPromise(Scope.extend(PgEventStore.make({ notify: false, ...options }), scope))
@@ -121,11 +98,8 @@ export const main = (ctx: { readonly serverUrl: string }): Promise<void> =>
       ]
       print(server, rows)
       printHotPath(await hotPath())
-    } finally {
-      await pool.end()
-      await runtime.dispose()
     }
-  })
+  )
 
 /** 1-3: a 10,000-event stream read and folded, untyped and typed (fused, and through readStream), against one SELECT. */
 const readAndFold = async (runtime: Runtime, store: Store, pool: pg.Pool): Promise<ReadonlyArray<Row>> => {

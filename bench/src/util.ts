@@ -4,10 +4,16 @@
  *
  * @since 0.1.0
  */
+import type * as PgClient from "@effect/sql-pg/PgClient"
+import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Aggregate from "@eventfold/core/Aggregate"
 import * as Decider from "@eventfold/core/Decider"
+import type * as Errors from "@eventfold/core/Errors"
 import type * as NewEvent from "@eventfold/core/NewEvent"
+import * as PgDatabase from "@eventfold/postgres/PgDatabase"
+import * as PgMigrations from "@eventfold/postgres/PgMigrations"
 import * as Effect from "effect/Effect"
+import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import pg from "pg"
 
@@ -434,3 +440,57 @@ export interface RawEventRow<Payload = Readonly<Record<string, unknown>>> {
   readonly event_type: string
   readonly payload: Payload
 }
+
+/**
+ * What `withStack` gives a benchmark: a fresh migrated database, eventfold's pool as a runtime, and a raw `pg` pool
+ * of the same size on the same database.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface Stack {
+  /** `describeServer` of the database. */
+  readonly server: string
+  readonly url: string
+  readonly runtime: ManagedRuntime.ManagedRuntime<
+    PgClient.PgClient | SqlClient.SqlClient,
+    Errors.StoreError | Errors.InvalidInput
+  >
+  readonly pool: pg.Pool
+}
+
+/**
+ * Runs `f` on a fresh database of the server (`withDatabase`) with eventfold's schema migrated into each of
+ * `schemas`, an eventfold pool and a raw `pg` pool of `poolSize` connections each; closes both pools at the end.
+ *
+ * @since 0.4.0
+ * @category setup
+ */
+export const withStack = <A>(
+  serverUrl: string,
+  options: { readonly prefix: string; readonly schemas: ReadonlyArray<string>; readonly poolSize: number },
+  f: (stack: Stack) => Promise<A>
+): Promise<A> =>
+  withDatabase(serverUrl, options.prefix, async (database) => {
+    const server = await describeServer(database.url)
+    for (const schema of options.schemas) {
+      await Effect.runPromise(
+        PgMigrations.run({ schema }).pipe(Effect.provide(PgDatabase.layer({ url: database.url, maxConnections: 1 })))
+      )
+    }
+    const runtime = ManagedRuntime.make(
+      PgDatabase.layer({ url: database.url, maxConnections: options.poolSize, applicationName: "eventfold-bench" })
+    )
+    const pool = new pg.Pool({
+      connectionString: database.url,
+      max: options.poolSize,
+      connectionTimeoutMillis: 5_000,
+      application_name: "raw-bench"
+    })
+    try {
+      return await f({ server, url: database.url, runtime, pool })
+    } finally {
+      await pool.end()
+      await runtime.dispose()
+    }
+  })

@@ -51,8 +51,8 @@ export interface Options {
    */
   readonly outbox?: boolean | undefined
   /**
-   * Group commit for appends outside a caller's transaction; defaults to the shared `PgConfig` setting (on, at most
-   * 64 appends a batch). While a batch is in flight, appends from other fibers queue, and the next batch sends them
+   * Group commit for appends outside a caller's transaction of up to 16 events (larger appends amortise their commit
+   * already and go out on their own); defaults to the shared `PgConfig` setting (on, at most 64 appends a batch). While a batch is in flight, appends from other fibers queue, and the next batch sends them
    * all as one statement (`append_batch`) and one commit. A lone writer's append goes out at once. Each append keeps
    * its own outcome (one append's conflict or duplicate never fails another); a lost connection fails that batch's
    * appends with a retryable `StoreError`. `false` sends every append on its own.
@@ -90,6 +90,12 @@ const AppendRow = Schema.Struct({
   global_position: Schema.NullOr(Schema.BigInt),
   duplicate_event_id: Schema.NullOr(Schema.String)
 })
+
+/**
+ * Appends of more events than this go out on their own, in parallel on the pool: they amortise their commit already,
+ * and batched they would share one backend (measured: 8 writers of 100-event appends ran at 0.72× raw pg batched).
+ */
+const GROUP_COMMIT_MAX_EVENTS = 16
 
 const BatchRow = Schema.Struct({ ...AppendRow.fields, ord: Schema.Number })
 
@@ -498,7 +504,7 @@ export const make = (
           })
           const sent: Effect.Effect<Outcome, SqlError.SqlError | Errors.StoreError> = inTransaction
             ? Effect.map(appendStatement(req, notify), (row) => ({ row, at: 0, hinted: true }))
-            : groupCommit
+            : groupCommit && req.events.length <= GROUP_COMMIT_MAX_EVENTS
             ? Effect.flatMap(groupCommit.submit(req), (outcome) =>
               outcome === alone ? standalone : Effect.succeed(outcome))
             : standalone
