@@ -30,6 +30,8 @@ GRANT INSERT, UPDATE ON :"schema".streams TO :"role";
 GRANT EXECUTE ON FUNCTION :"schema".append_events TO :"role";
 -- Group commit (0011): several appends in one statement, each through append_events.
 GRANT EXECUTE ON FUNCTION :"schema".append_batch TO :"role";
+-- A lone append that never waits for a lock (0015), then through append_events.
+GRANT EXECUTE ON FUNCTION :"schema".try_append_events TO :"role";
 GRANT INSERT, UPDATE, DELETE ON :"schema".snapshots TO :"role";
 GRANT INSERT, UPDATE, DELETE ON :"schema".outbox TO :"role";
 GRANT INSERT, UPDATE ON :"schema".checkpoints TO :"role";

@@ -82,7 +82,7 @@ const AppendRow = Schema.Struct({
     "blocked",
     "archived",
     "deleted",
-    // append_batch only: a lock of the append was held elsewhere; it was not attempted.
+    // append_batch and try_append_events only: a lock of the append was held elsewhere; it was not attempted.
     "busy"
   ),
   stream_version: Schema.NullOr(Schema.Number),
@@ -288,6 +288,7 @@ export const make = (
     const events = sql(`${schema}.events`)
     const streams = sql(`${schema}.streams`)
     const appendFn = sql(`${schema}.append_events`)
+    const tryAppendFn = sql(`${schema}.try_append_events`)
     const tenantBlocks = sql(`${schema}.tenant_blocks`)
     const readStreamFn = sql(`${schema}.read_stream`)
     const readAllFn = sql(`${schema}.read_all`)
@@ -359,10 +360,11 @@ export const make = (
         return Effect.fail(storeError("append")(error))
       }
 
-    // The statement of one append, standalone or in the caller's transaction.
-    const appendStatement = (req: prepare.PreparedAppend, carriesHint: boolean) => {
+    // The statement of one append, standalone or in the caller's transaction; through `tryAppendFn`, it may come
+    // back 'busy' (a lock held elsewhere) without waiting.
+    const appendStatement = (req: prepare.PreparedAppend, carriesHint: boolean, fn = appendFn) => {
       const expected = req.expectedVersion
-      return sql`SELECT * FROM ${appendFn}(
+      return sql`SELECT * FROM ${fn}(
           ${req.tenantId}, ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
           ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
           ${req.events.map((e) => e.eventId)}::uuid[],
@@ -444,11 +446,31 @@ export const make = (
           )
         )
       })
+    // An append on its own: one append_events call and its own commit, its hint taken when it goes out.
+    const standalone = (req: prepare.PreparedAppend): Effect.Effect<Outcome, SqlError.SqlError | Errors.StoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hinted = takeHint(now)
+        return Effect.map(appendStatement(req, hinted), (row): Outcome => ({ row, at: now, hinted }))
+      })
+    // With group commit, an append that has the store to itself goes out at once, holding the batch slot so that the
+    // appends arriving meanwhile queue behind it; through try_append_events (migrations/0015_lone_append.sql), so
+    // that it never holds the slot while it waits for a lock: 'busy', it is sent again alone, outside the slot.
+    const lone = (
+      req: prepare.PreparedAppend
+    ): Effect.Effect<Outcome | typeof alone, SqlError.SqlError | Errors.StoreError> =>
+      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+        const hinted = takeHint(now)
+        return Effect.map(
+          appendStatement(req, hinted, tryAppendFn),
+          (row): Outcome | typeof alone => row.status === "busy" ? alone : { row, at: now, hinted }
+        )
+      })
     const groupCommit = groupCommitSettings.enabled
       ? yield* GroupCommit.make({
         maxBatch: groupCommitSettings.maxBatch,
         concurrency: groupCommitSettings.concurrency,
-        run: runBatch
+        run: runBatch,
+        runAlone: lone
       })
       : undefined
 
@@ -498,16 +520,12 @@ export const make = (
         Effect.flatMap(Effect.serviceOption(SqlClient.TransactionConnection), (transaction) => {
           const inTransaction = Option.isSome(transaction)
           // In a caller's transaction the append is part of it, the hint riding on its commit: never batched.
-          const standalone = Effect.flatMap(Clock.currentTimeMillis, (now) => {
-            const hinted = takeHint(now)
-            return Effect.map(appendStatement(req, hinted), (row): Outcome => ({ row, at: now, hinted }))
-          })
           const sent: Effect.Effect<Outcome, SqlError.SqlError | Errors.StoreError> = inTransaction
             ? Effect.map(appendStatement(req, notify), (row) => ({ row, at: 0, hinted: true }))
             : groupCommit && req.events.length <= GROUP_COMMIT_MAX_EVENTS
             ? Effect.flatMap(groupCommit.submit(req), (outcome) =>
-              outcome === alone ? standalone : Effect.succeed(outcome))
-            : standalone
+              outcome === alone ? standalone(req) : Effect.succeed(outcome))
+            : standalone(req)
           return sent.pipe(
             Effect.catchTag("SqlError", mapAppendFailure(req, inTransaction)),
             Effect.flatMap((outcome) =>

@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import pg from "pg"
 
@@ -196,6 +197,27 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       assert.strictEqual(batchedAgain.version, 1, "later appends go through while one waits")
       yield* Effect.promise(() => locks.query("COMMIT"))
       assert.strictEqual((yield* Fiber.join(yield* Deferred.await(heldFiber))).version, 1)
+    }).pipe(Effect.scoped))
+
+  it.live("a lone append whose stream lock is held elsewhere gives the batch slot back: later appends go through", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      // Two connections: one for the append that waits, one for the others.
+      const { store } = yield* storeOn(db, undefined, undefined, 2)
+      const locks = yield* holdLocks(db.adminUrl, ["held"])
+      const scope = yield* Effect.scope
+      // Nothing queued: it goes out alone, holding the one batch slot, finds its stream's lock taken, comes back
+      // busy, and waits for the lock outside the slot.
+      const held = yield* Effect.forkIn(store.append(one("held")), scope)
+      yield* waiting(locks, db.role)
+      // Were the slot still held, these would queue behind it for as long as the lock is.
+      const free = yield* Effect.all([store.append(one("free-1")), store.append(one("free-2"))], {
+        concurrency: "unbounded"
+      }).pipe(Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => "held back by the waiting append" }))
+      assert.deepStrictEqual(free.map((r) => r.version), [1, 1])
+      assert.isTrue(Option.isNone(yield* Fiber.poll(held)), "the held stream's append still waits")
+      yield* Effect.promise(() => locks.query("COMMIT"))
+      assert.strictEqual((yield* Fiber.join(held)).version, 1)
     }).pipe(Effect.scoped))
 
   it.live("a batch that raises (a version taken behind eventfold's back) falls back to one append at a time", () =>

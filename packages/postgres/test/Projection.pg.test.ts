@@ -187,7 +187,9 @@ describe(`PgProjection across processes (${PgTest.serverLabel()})`, () => {
           yield* waitUntil(Effect.map(checkpointOwner, (o) => o === "w1"), "w1 owns the projection")
           const w2 = yield* spawnWorker(url, { owner: "w2", leaseMs: 1_500, batchSize: 25 })
           yield* waitUntil(Effect.sync(() => w2.phases.includes("standby")), "w2 on standby")
-          const appends = yield* Effect.fork(appendNumbered(201, 400))
+          // Live appends race with w1 up to the kill; the last 200 are appended only after it, so w2 has events that
+          // w1 cannot have applied however fast this machine is.
+          const appends = yield* Effect.fork(appendNumbered(201, 200))
           yield* waitUntil(Effect.map(appliedCount, (c) => c >= 250), "w1 applying live appends")
           w1.child.kill("SIGKILL")
           const killed = yield* Effect.promise(() => w1.exited)
@@ -198,6 +200,7 @@ describe(`PgProjection across processes (${PgTest.serverLabel()})`, () => {
           // Bound: the lease (1.5 s) plus one standby claim interval (0.5 s), with slack for a loaded machine.
           assert.isBelow(takeoverMs, 10_000)
           yield* Fiber.join(appends)
+          yield* appendNumbered(401, 200)
           yield* waitUntil(Effect.map(appliedCount, (c) => c >= 600), "600 events applied")
           yield* Effect.sleep("1 second")
           const rows = yield* applied
