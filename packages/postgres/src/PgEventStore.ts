@@ -97,6 +97,9 @@ const AppendRow = Schema.Struct({
  */
 const GROUP_COMMIT_MAX_EVENTS = 16
 
+/** undefined_function, insufficient_privilege: try_append_events is missing (0015 not applied) or not granted. */
+const LONE_FALLBACK_CODES: ReadonlySet<string> = new Set(["42883", "42501"])
+
 const BatchRow = Schema.Struct({ ...AppendRow.fields, ord: Schema.Number })
 
 const PositionRow = Schema.Struct({ transaction_id: Schema.BigInt, global_position: Schema.BigInt })
@@ -454,15 +457,32 @@ export const make = (
       })
     // With group commit, an append that has the store to itself goes out at once, holding the batch slot so that the
     // appends arriving meanwhile queue behind it; through try_append_events (migrations/0015_lone_append.sql), so
-    // that it never holds the slot while it waits for a lock: 'busy', it is sent again alone, outside the slot.
+    // that it never holds the slot while it waits for a lock: 'busy', it is sent again alone, outside the slot. So is
+    // an append to a schema without that function (0015 not applied yet) or without the grant to call it.
+    let tryAppendUnavailable = false
     const lone = (
       req: prepare.PreparedAppend
     ): Effect.Effect<Outcome | typeof alone, SqlError.SqlError | Errors.StoreError> =>
-      Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      tryAppendUnavailable ? Effect.succeed(alone) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
         const hinted = takeHint(now)
-        return Effect.map(
-          appendStatement(req, hinted, tryAppendFn),
-          (row): Outcome | typeof alone => row.status === "busy" ? alone : { row, at: now, hinted }
+        return appendStatement(req, hinted, tryAppendFn).pipe(
+          Effect.map((row): Outcome | typeof alone => row.status === "busy" ? alone : { row, at: now, hinted }),
+          Effect.catchIf(
+            (error) => error._tag === "SqlError" && LONE_FALLBACK_CODES.has(internal.pgError(error).code ?? ""),
+            () =>
+              Effect.as(
+                Effect.logWarning(
+                  `eventfold: ${schema}.try_append_events cannot be called (apply migration 0015 and the grants); ` +
+                    "lone appends go through append_events"
+                ).pipe(
+                  Effect.when(() => !tryAppendUnavailable),
+                  Effect.zipRight(Effect.sync(() => {
+                    tryAppendUnavailable = true
+                  }))
+                ),
+                alone
+              )
+          )
         )
       })
     const groupCommit = groupCommitSettings.enabled

@@ -220,6 +220,29 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       assert.strictEqual((yield* Fiber.join(held)).version, 1)
     }).pipe(Effect.scoped))
 
+  it.live("without migration 0015's try_append_events, lone and batched appends still go through", () =>
+    Effect.gen(function*() {
+      const db = yield* PgTest.freshDatabase()
+      yield* Effect.promise(async () => {
+        const owner = new pg.Client({ connectionString: db.adminUrl })
+        await owner.connect()
+        await owner.query("DROP FUNCTION eventfold.try_append_events")
+        await owner.end()
+      })
+      const harness = yield* storeOn(db)
+      const { store } = harness
+      assert.strictEqual((yield* store.append(one("lone"))).version, 1)
+      assert.strictEqual((yield* store.append(one("lone", { expectedVersion: ExpectedVersion.Exact(1) }))).version, 2)
+      const fibers = yield* runBatched(
+        harness,
+        store.append(one("first")),
+        Effect.all([store.append(one("b-1")), store.append(one("b-2"))], { concurrency: "unbounded" })
+      )
+      assert.strictEqual((yield* Fiber.join(fibers.first)).version, 1)
+      const [b1, b2] = yield* Fiber.join(fibers.rest)
+      assert.strictEqual(b1.position.transactionId, b2.position.transactionId, "one batch")
+    }).pipe(Effect.scoped))
+
   it.live("a batch that raises (a version taken behind eventfold's back) falls back to one append at a time", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
