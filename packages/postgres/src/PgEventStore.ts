@@ -365,9 +365,9 @@ export const make = (
 
     // The statement of one append, standalone or in the caller's transaction; through `tryAppendFn`, it may come
     // back 'busy' (a lock held elsewhere) without waiting.
-    const appendStatement = (req: prepare.PreparedAppend, carriesHint: boolean, fn = appendFn) => {
+    const appendStatement = (req: prepare.PreparedAppend, carriesHint: boolean, fn = appendFn, standalone = true) => {
       const expected = req.expectedVersion
-      return sql`SELECT * FROM ${fn}(
+      const statement = sql`SELECT * FROM ${fn}(
           ${req.tenantId}, ${req.streamType}, ${req.streamId}, ${expectedKind(expected)},
           ${expected._tag === "Exact" ? expected.version : 0}, ${req.idsSupplied},
           ${req.events.map((e) => e.eventId)}::uuid[],
@@ -375,7 +375,14 @@ export const make = (
           ${req.events.map((e) => e.schemaVersion)}::integer[],
           ${req.events.map((e) => e.payloadJson)}::jsonb[],
           ${req.events.map((e) => e.metadataJson)}::jsonb[],
-          ${carriesHint}, ${outbox})`.pipe(
+          ${carriesHint}, ${outbox})`
+      return statement.pipe(
+        // A cancel meant for an interrupted fiber's statement on this connection (internal.isCancelRequest): nothing
+        // was written, so a standalone append is sent once more. In a caller's transaction it is the caller's to retry.
+        Effect.retry({
+          times: 1,
+          while: (error) => standalone && internal.isCancelRequest(error)
+        }),
         Effect.flatMap(decodeAppendRows),
         Effect.flatMap((rows) =>
           rows[0]
@@ -541,7 +548,7 @@ export const make = (
           const inTransaction = Option.isSome(transaction)
           // In a caller's transaction the append is part of it, the hint riding on its commit: never batched.
           const sent: Effect.Effect<Outcome, SqlError.SqlError | Errors.StoreError> = inTransaction
-            ? Effect.map(appendStatement(req, notify), (row) => ({ row, at: 0, hinted: true }))
+            ? Effect.map(appendStatement(req, notify, appendFn, false), (row) => ({ row, at: 0, hinted: true }))
             : groupCommit && req.events.length <= GROUP_COMMIT_MAX_EVENTS
             ? Effect.flatMap(groupCommit.submit(req), (outcome) =>
               outcome === alone ? standalone(req) : Effect.succeed(outcome))

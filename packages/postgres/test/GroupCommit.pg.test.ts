@@ -243,6 +243,53 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
       assert.strictEqual(b1.position.transactionId, b2.position.transactionId, "one batch")
     }).pipe(Effect.scoped))
 
+  it.live("a cancel request meant for another statement on the connection: the append is sent again, once", () =>
+    Effect.gen(function*() {
+      // @effect/sql-pg cancels an interrupted fiber's statement with pg_cancel_backend, a signal that can land on
+      // the connection's next statement instead. Here the admin sends one to an append waiting on its stream's row.
+      for (const groupCommit of [true, false]) {
+        const db = yield* PgTest.freshDatabase()
+        const { store } = yield* storeOn(db, undefined, { groupCommit })
+        yield* store.append(one("s"))
+        const cancelled = (times: number, expected: number) =>
+          Effect.scoped(Effect.gen(function*() {
+            const locks = yield* holdLocks(db.adminUrl, [])
+            yield* Effect.promise(() => locks.query("SELECT 1 FROM eventfold.streams WHERE stream_id = 's' FOR UPDATE"))
+            const append = yield* Effect.fork(
+              store.append(one("s", { expectedVersion: ExpectedVersion.Exact(expected) }))
+            )
+            for (let i = 0; i < times; i++) {
+              const pid = yield* waiting(locks, db.role)
+              yield* Effect.promise(() => locks.query("SELECT pg_cancel_backend($1)", [pid]))
+              // Give the cancelled statement time to come back before looking for the next wait.
+              yield* Effect.sleep("50 millis")
+            }
+            if (times === 1) {
+              // Sent again, and waiting for the row again.
+              yield* waiting(locks, db.role)
+              assert.isTrue(Option.isNone(yield* Fiber.poll(append)), `group commit ${groupCommit}: still waiting`)
+            }
+            yield* Effect.promise(() => locks.query("ROLLBACK"))
+            return yield* Effect.either(Fiber.join(append))
+          }))
+        // One cancel: nothing was written, the append is sent again and succeeds.
+        const once = yield* cancelled(1, 1)
+        assert.isTrue(
+          Either.isRight(once),
+          `group commit ${groupCommit}: ${Either.isLeft(once) ? once.left.message : "ok"}`
+        )
+        if (Either.isRight(once)) assert.strictEqual(once.right.version, 2)
+        // Two: the second is the caller's, a retryable StoreError, with nothing written.
+        const twice = yield* cancelled(2, 2)
+        assert.isTrue(
+          Either.isLeft(twice) && twice.left._tag === "StoreError" && twice.left.retryable === true &&
+            twice.left.code === "57014",
+          `group commit ${groupCommit}: ${Either.isLeft(twice) ? twice.left.message : "succeeded"}`
+        )
+        assert.lengthOf(yield* store.readStream({ streamType: TYPE, streamId: "s" }), 2)
+      }
+    }).pipe(Effect.scoped))
+
   it.live("a batch that raises (a version taken behind eventfold's back) falls back to one append at a time", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()

@@ -83,8 +83,20 @@ export const kindOf = (error: SqlError.SqlError): Errors.StoreErrorKind => {
   return CONNECTION_LOST.test(`${info.message ?? ""} ${error.message}`) ? "connection" : "other"
 }
 
+/**
+ * @internal A statement cancelled by a cancel request, not by statement_timeout. `@effect/sql-pg` cancels the
+ * statement of an interrupted fiber with `pg_cancel_backend`, which only signals the backend: the connection can be
+ * back in the pool, running another fiber's statement, when the signal lands, and that statement is cancelled
+ * instead. Nothing of it ran (a cancelled statement rolls its transaction back), so it may be retried.
+ */
+export const isCancelRequest = (error: SqlError.SqlError): boolean => {
+  const info = pgError(error)
+  return info.code === "57014" && /due to user request/i.test(info.message ?? "")
+}
+
 /** @internal Whether retrying can help with this SqlError. */
-export const isRetryable = (error: SqlError.SqlError): boolean => isRetryableKind(kindOf(error))
+export const isRetryable = (error: SqlError.SqlError): boolean =>
+  isRetryableKind(kindOf(error)) || isCancelRequest(error)
 
 /** @internal Turns an SqlError into a classified StoreError that says what to do about it. */
 export const toStoreError = (operation: string, schema?: string) => (error: SqlError.SqlError): Errors.StoreError => {
@@ -108,7 +120,7 @@ export const toStoreError = (operation: string, schema?: string) => (error: SqlE
   return new Errors.StoreError({
     operation,
     reason: detail,
-    retryable: isRetryableKind(kind),
+    retryable: isRetryableKind(kind) || isCancelRequest(error),
     kind,
     ...code,
     cause: error
