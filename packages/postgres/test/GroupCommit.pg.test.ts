@@ -1,5 +1,5 @@
 // Group commit on PostgreSQL with deterministic batches: the store has one batch in flight and a pool of one
-// connection, which the test holds in a transaction; the worker takes a first append and waits for the connection
+// connection, which the test holds in a transaction; a first append goes out alone and waits for the connection
 // while the next appends queue, and those then go out as one batch. Each append keeps its own outcome, an append
 // whose lock is held elsewhere goes out alone without holding back its batch, a batch that raises falls back to one
 // append at a time, and a connection killed mid-batch fails exactly that batch's appends, retryable, writing nothing.
@@ -91,8 +91,8 @@ const storeOn = (
   )
 
 /**
- * Runs `first`, then `rest` as one batch: every connection of the pool is held while the worker takes `first` (alone)
- * and waits for one, and `rest` queues meanwhile; `during` runs just before the connections are given back.
+ * Runs `first`, then `rest` as one batch: every connection of the pool is held while `first` goes out alone and
+ * waits for one, and `rest` queues meanwhile; `during` runs just before the connections are given back.
  */
 const runBatched = <A, E, B, E2>(
   harness: Harness,

@@ -163,6 +163,26 @@ describe("group commit dispatcher", () => {
     60_000
   )
 
+  it.live("interrupting a lone request's caller stops its wait, never the request itself", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      const done: Array<number> = []
+      const gc = yield* dispatcher(fresh(), {
+        runAlone: (n) => Effect.as(Effect.zipRight(Deferred.await(gate), Effect.sync(() => done.push(n))), n)
+      })
+      const caller = yield* Effect.fork(gc.submit(1))
+      yield* yields(5)
+      // The caller gives up at once (a timeout, say) ...
+      yield* Fiber.interrupt(caller)
+      assert.deepStrictEqual(done, [])
+      // ... and the request still runs to its end, then gives the slot back.
+      yield* Deferred.succeed(gate, undefined)
+      yield* yields(5)
+      assert.deepStrictEqual(done, [1])
+      assert.strictEqual(yield* gc.submit(2), 2)
+      assert.deepStrictEqual(done, [1, 2])
+    })))
+
   it.live("a batch that dies fails exactly its own requests; the dispatcher goes on", () =>
     Effect.scoped(Effect.gen(function*() {
       const recorded = fresh()

@@ -4,7 +4,7 @@
  *
  * A request that finds a batch slot free leads: it yields once, so that the fibers resumed with it (the callers of
  * the batch that just ended) can queue behind it, then goes out with everything queued, up to `maxBatch`, as one
- * batch. A lone request thus goes out at once from its caller's fiber: no timer, no hop to a worker. A request that
+ * batch. A lone request thus goes out at once, in a fiber of its own: no timer, no queue. A request that
  * finds every slot taken queues; the slot's holder, when done, hands the queue to a drain fiber of the store, which
  * runs it batch after batch until it is empty. A batch of several requests always runs in such a fiber, so that an
  * interrupted caller never takes its neighbours' requests down with it. Each request gets its own outcome back.
@@ -26,7 +26,7 @@ export interface Options<A, B, E, R> {
    * whole batch is each request's failure.
    */
   readonly run: (batch: ReadonlyArray<A>) => Effect.Effect<ReadonlyArray<Exit.Exit<B, E>>, never, R>
-  /** Runs a request that found no other queued behind it, in its caller's fiber, holding the slot. */
+  /** Runs a request that found no other queued behind it, holding the slot, in a fiber of the store. */
   readonly runAlone: (request: A) => Effect.Effect<B, E>
 }
 
@@ -100,8 +100,24 @@ export const make = <A, B, E, R>(
         Effect.suspend(() => {
           if (closed) return Effect.zipRight(release, Effect.interrupt)
           if (queued.length === 0) {
-            // Alone: in the caller's fiber.
-            return restore(Effect.suspend(() => options.runAlone(request))).pipe(Effect.ensuring(release))
+            // Alone, at once, in a fiber of the store: the caller's interruption (a timeout, a race) stops its wait,
+            // never the statement. An interrupted statement is cancelled with pg_cancel_backend, a signal that can
+            // land on the connection's next statement instead, another caller's.
+            const deferred = Deferred.unsafeMake<B, E>(fiberId)
+            return Effect.zipRight(
+              Effect.sync(() => {
+                runFork(
+                  Effect.suspend(() => options.runAlone(request)).pipe(
+                    Effect.exit,
+                    Effect.flatMap((exit) => Deferred.done(deferred, exit)),
+                    // The store is closing.
+                    Effect.onInterrupt(() => Deferred.interrupt(deferred)),
+                    Effect.ensuring(release)
+                  )
+                )
+              }),
+              restore(Deferred.await(deferred))
+            )
           }
           // Others queued behind it: they go out together from a drain, which takes the slot over.
           const deferred = Deferred.unsafeMake<B, E>(fiberId)
