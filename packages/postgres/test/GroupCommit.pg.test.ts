@@ -37,15 +37,18 @@ const holdLocks = (adminUrl: string, streamIds: ReadonlyArray<string>) =>
   )
 
 /**
- * The one backend of the application role waiting for a lock. pg_locks, not pg_stat_activity's query text: that text
+ * The one backend of the application role waiting for a lock, in a statement started after `since`. pg_locks, not pg_stat_activity's query text: that text
  * can still show the connection's previous statement while the next one waits.
  */
-const waiting = (admin: pg.Client, role: string) =>
+const waiting = (admin: pg.Client, role: string, since = "-infinity") =>
   Effect.promise(() =>
-    admin.query<{ pid: number }>(
-      `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-        WHERE NOT l.granted AND a.usename = $1`,
-      [role]
+    // In the admin's open transaction pg_stat_activity is read once and kept: discard that copy first.
+    admin.query("SELECT pg_stat_clear_snapshot()").then(() =>
+      admin.query<{ pid: number }>(
+        `SELECT DISTINCT l.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+          WHERE NOT l.granted AND a.usename = $1 AND a.query_start > $2::timestamptz`,
+        [role, since]
+      )
     )
   ).pipe(
     Effect.map((result) => result.rows.map((row) => row.pid)),
@@ -258,15 +261,18 @@ describe(`group commit (${PgTest.serverLabel()})`, () => {
             const append = yield* Effect.fork(
               store.append(one("s", { expectedVersion: ExpectedVersion.Exact(expected) }))
             )
+            // Each cancel goes to a statement that started after the one before was cancelled: the one sent again.
+            let since = "-infinity"
             for (let i = 0; i < times; i++) {
-              const pid = yield* waiting(locks, db.role)
+              const pid = yield* waiting(locks, db.role, since)
+              since = yield* Effect.promise(() =>
+                locks.query<{ t: string }>("SELECT clock_timestamp()::text AS t").then((r) => r.rows[0]!.t)
+              )
               yield* Effect.promise(() => locks.query("SELECT pg_cancel_backend($1)", [pid]))
-              // Give the cancelled statement time to come back before looking for the next wait.
-              yield* Effect.sleep("50 millis")
             }
             if (times === 1) {
               // Sent again, and waiting for the row again.
-              yield* waiting(locks, db.role)
+              yield* waiting(locks, db.role, since)
               assert.isTrue(Option.isNone(yield* Fiber.poll(append)), `group commit ${groupCommit}: still waiting`)
             }
             yield* Effect.promise(() => locks.query("ROLLBACK"))
