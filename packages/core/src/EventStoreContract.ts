@@ -8,6 +8,7 @@ import { assert, layer } from "@effect/vitest"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -262,6 +263,55 @@ export const suite = <E>(name: string, storeLayer: Layer.Layer<EventStore.EventS
           assert.strictEqual((yield* store.readStream({ streamType, streamId: "repeat" })).length, 1)
         })
     )
+
+    it.effect("appends whose callers are interrupted at any point: each is stored whole or not at all, the rest go on", () =>
+      Effect.gen(function*() {
+        const store = yield* EventStore.EventStore
+        const streamType = unique("Interrupted")
+        const appends = 48
+        const streams = 6
+        // Three events per append, to six shared streams; every other caller gives up after 0 to 3 ms.
+        const fibers = yield* Effect.forEach(Array.from({ length: appends }, (_, i) => i), (i) =>
+          Effect.fork(
+            store.append({
+              streamType,
+              streamId: `s${i % streams}`,
+              events: [0, 1, 2].map((k) => ev("Numbered", { i, k }))
+            })
+          ))
+        for (let i = 1; i < appends; i += 2) {
+          yield* Effect.sleep(`${i % 4} millis`)
+          yield* Fiber.interrupt(fibers[i]!)
+        }
+        const exits = yield* Effect.forEach(fibers, Fiber.await)
+        exits.forEach((exit, i) => {
+          if (i % 2 === 0) assert.isTrue(Exit.isSuccess(exit), `append ${i} was not interrupted, and failed`)
+        })
+        const stored = new Set<number>()
+        for (let s = 0; s < streams; s++) {
+          const events = yield* store.readStream({ streamType, streamId: `s${s}` })
+          assert.deepStrictEqual(events.map((e) => e.version), Array.from({ length: events.length }, (_, v) => v + 1))
+          // Whole appends only, never interleaved: runs of k = 0, 1, 2 of one append.
+          assert.strictEqual(events.length % 3, 0)
+          for (let e = 0; e < events.length; e += 3) {
+            const [a, b, c] = [events[e]!, events[e + 1]!, events[e + 2]!].map((x) =>
+              x.payload as { i: number; k: number }
+            )
+            assert.deepStrictEqual([a!.k, b!.k, c!.k], [0, 1, 2])
+            assert.isTrue(a!.i === b!.i && b!.i === c!.i, `stream s${s} interleaves appends ${a!.i}, ${b!.i}, ${c!.i}`)
+            stored.add(a!.i)
+          }
+        }
+        // Every append that succeeded is there; one that reported interruption may be there too (its outcome came
+        // too late for its caller), but only whole.
+        exits.forEach((exit, i) => {
+          if (Exit.isSuccess(exit)) assert.isTrue(stored.has(i), `append ${i} succeeded but is missing`)
+        })
+        // The store goes on: a later append to every stream succeeds.
+        for (let s = 0; s < streams; s++) {
+          yield* store.append({ streamType, streamId: `s${s}`, events: [ev("After", {})] })
+        }
+      }))
 
     it.effect("an append retried with the same event ids is idempotent", () =>
       Effect.gen(function*() {
