@@ -338,7 +338,10 @@ layer(FixtureLive, { excludeTestServices: true, timeout: "120 seconds" })(
               Effect.provide(NodeContext.layer),
               Effect.fork
             )
-          yield* Effect.sleep("500 millis")
+          // The follower printed the feed's last event before anything is appended.
+          yield* Effect.suspend(() => out.length > 0 ? Effect.void : Effect.fail("not yet")).pipe(
+            Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("30 seconds")))
+          )
           const appended = yield* f.append("o-followed").pipe(Effect.provide(f.stack))
           const seen = yield* Effect.suspend(() =>
             out.some((l) => l.includes(appended.eventIds[0]!)) ? Effect.succeed(true) : Effect.fail("not yet")

@@ -332,7 +332,8 @@ export const suite = <E>(
         const make = (owner: string) =>
           Subscription.make({
             ...fast,
-            lease: "600 millis",
+            // Long enough that a loaded machine never lets b take over while a runs: a gives it back when it stops.
+            lease: "5 seconds",
             id,
             owner,
             streamTypes: [streamType],

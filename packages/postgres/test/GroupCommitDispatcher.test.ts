@@ -23,7 +23,7 @@ const yields = (n: number) => Effect.forEach(Array.from({ length: n }), () => Ef
 
 /** Completes within a bound, or is reported as hanging. */
 const settles = <A, E>(fiber: Fiber.Fiber<A, E>) =>
-  Fiber.await(fiber).pipe(Effect.timeout("200 millis"), Effect.option, Effect.map(Option.isSome))
+  Fiber.await(fiber).pipe(Effect.timeout("5 seconds"), Effect.option, Effect.map(Option.isSome))
 
 interface Recorded {
   readonly batches: Array<ReadonlyArray<number>>

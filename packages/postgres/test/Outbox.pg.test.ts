@@ -154,8 +154,18 @@ describe(`PgOutbox (${PgTest.serverLabel()})`, () => {
   it.live("the relay wakes on the append's NOTIFY, long before its poll interval", () =>
     Effect.gen(function*() {
       const memory = yield* OutboxPublisher.Memory
+      const sql = yield* SqlClient.SqlClient
       yield* Effect.forkScoped(OutboxRelay.run({ pollInterval: "10 minutes" }))
-      // Let the relay finish its first (empty) batch and start waiting.
+      // The relay listens (a hint sent before would be lost), and has had time to finish its first, empty, batch.
+      yield* waitUntil(
+        Effect.map(
+          sql<{ c: number }>`SELECT count(*)::int AS c FROM pg_stat_activity
+            WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+          (rows) => rows[0]!.c > 0
+        ),
+        "the relay to LISTEN",
+        "15 seconds"
+      )
       yield* Effect.sleep("500 millis")
       const { eventIds } = yield* appendN("Order", "woken", 1)
       yield* waitUntil(Effect.map(memory.published, (all) => all.length === 1), "the woken relay", "15 seconds")

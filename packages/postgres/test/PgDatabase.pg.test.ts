@@ -242,26 +242,27 @@ layer(Layer.scoped(Database, PgTest.freshDatabase()), { excludeTestServices: tru
       Effect.gen(function*() {
         const { adminUrl, url } = yield* Database
         const applicationName = `eventfold-idle-${crypto.randomUUID().slice(0, 8)}`
-        const open = Effect.flatMap(
-          PgClient.PgClient,
-          (sql) =>
-            sql<
-              { count: string }
-            >`SELECT count(*) AS count FROM pg_stat_activity WHERE application_name = ${applicationName}`
-        ).pipe(
-          Effect.map(([row]) => Number(row!.count)),
-          Effect.provide(PgDatabase.layer({ url: adminUrl, maxConnections: 1 }))
-        )
+        // The admin client is connected before the sessions are given back, so the first count is one round trip,
+        // well inside the idle timeout even on a loaded machine.
         const counts = yield* Effect.gen(function*() {
-          yield* sessions(4)
-          const busy = yield* open
-          yield* Effect.sleep("1500 millis")
-          return [busy, yield* open] as const
-        }).pipe(
-          Effect.provide(
-            PgDatabase.layer({ url, applicationName, maxConnections: 4, minConnections: 2, idleTimeout: "200 millis" })
+          const admin = yield* PgClient.PgClient
+          const open = admin<
+            { count: string }
+          >`SELECT count(*) AS count FROM pg_stat_activity WHERE application_name = ${applicationName}`.pipe(
+            Effect.map(([row]) => Number(row!.count))
           )
-        )
+          yield* open
+          return yield* Effect.gen(function*() {
+            yield* sessions(4)
+            const busy = yield* open
+            yield* Effect.sleep("4 seconds")
+            return [busy, yield* open] as const
+          }).pipe(
+            Effect.provide(
+              PgDatabase.layer({ url, applicationName, maxConnections: 4, minConnections: 2, idleTimeout: "1 second" })
+            )
+          )
+        }).pipe(Effect.provide(PgDatabase.layer({ url: adminUrl, maxConnections: 1 })))
         assert.deepStrictEqual(counts, [4, 2])
       }))
 

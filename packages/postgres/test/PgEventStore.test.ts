@@ -95,11 +95,11 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
           Effect.zipRight(Queue.take(received).pipe(Effect.timeout("200 millis"))),
           Effect.retry(Schedule.recurs(50))
         )
-        yield* Effect.sleep("50 millis")
-        yield* Queue.takeAll(received)
+        // A late probe (sent again after a slow delivery) is not a hint of the store's.
+        const hint = Queue.take(received).pipe(Effect.repeat({ until: (payload) => payload !== "probe" }))
 
         yield* store.append({ streamType: "Notify", streamId: "solo", events: [{ type: "E", payload: {} }] })
-        assert.strictEqual(yield* Queue.take(received).pipe(Effect.timeout("5 seconds")), "1")
+        assert.strictEqual(yield* hint.pipe(Effect.timeout("5 seconds")), "1")
 
         const sql = yield* SqlClient.SqlClient
         const appended = yield* Deferred.make<void>()
@@ -112,11 +112,11 @@ layer(PgTest.layerEventStore(), { excludeTestServices: true, timeout: "120 secon
         ).pipe(Effect.fork)
         yield* Deferred.await(appended)
         // Nothing is announced while the transaction is open...
-        assert.isTrue(Option.isNone(yield* Queue.take(received).pipe(Effect.timeout("300 millis"), Effect.option)))
+        assert.isTrue(Option.isNone(yield* hint.pipe(Effect.timeout("300 millis"), Effect.option)))
         yield* Deferred.succeed(commit, undefined)
         yield* Fiber.join(tx)
         // ...and the hint arrives with the commit.
-        assert.strictEqual(yield* Queue.take(received).pipe(Effect.timeout("5 seconds")), "1")
+        assert.strictEqual(yield* hint.pipe(Effect.timeout("5 seconds")), "1")
       }).pipe(Effect.scoped))
 
     it.effect("a corrupt stored payload and an unknown event type fail the load with EventDecodeError", () =>

@@ -25,6 +25,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
 
 /** The stack as an application role without DDL rights runs it: on a database migrated beforehand, verified. */
 const stack = () => PgTest.layerEventfold({ outbox: true })
@@ -40,6 +41,20 @@ OutboxContract.suiteOff(label, PgTest.layerEventfold())
 /** The admin's client on a database, for looking behind the stack. */
 const adminQuery = <A>(url: string, query: (sql: PgClient.PgClient) => Effect.Effect<A, unknown>) =>
   Effect.flatMap(PgClient.PgClient, query).pipe(Effect.provide(PgDatabase.layer({ url, maxConnections: 1 })))
+
+/** Sessions of the database that ran a LISTEN. */
+const listenersOf = (adminUrl: string) =>
+  adminQuery(adminUrl, (sql) =>
+    sql<{ n: string }>`SELECT count(*)::text AS n FROM pg_stat_activity
+      WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).pipe(Effect.map((rows) => Number(rows[0]!.n)))
+
+/** Waits until some session of the database listens (a LISTEN is set up asynchronously, on its own connection). */
+const untilListening = (adminUrl: string) =>
+  listenersOf(adminUrl).pipe(
+    Effect.filterOrFail((n) => n > 0, () => "no LISTEN yet"),
+    Effect.retry(Schedule.spaced("50 millis")),
+    Effect.timeout("30 seconds")
+  )
 
 describe("PgEventfold", () => {
   it.live("layerConfig: one schema from the environment for every Layer, migrated at startup", () =>
@@ -119,18 +134,16 @@ describe("PgEventfold", () => {
   it.live("pooler: transaction opens no LISTEN anywhere; the default stack does", () =>
     Effect.gen(function*() {
       const db = yield* PgTest.freshDatabase()
-      const listeners = adminQuery(db.adminUrl, (sql) =>
-        sql<{ n: string }>`SELECT count(*)::text AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND query ILIKE 'LISTEN%'`).pipe(Effect.map((rows) =>
-          Number(rows[0]!.n)
-        ))
+      // The default stack listens (waited for: a LISTEN is set up on its own connection); with a pooler in
+      // transaction mode nothing does, well after the same work.
       const listening = (pooler: "none" | "transaction") =>
         Effect.gen(function*() {
           yield* Effect.flatMap(OutboxRelay.processBatch(), () => Effect.void).pipe(
             Effect.provide(OutboxPublisher.layerMemory)
           )
-          yield* Effect.sleep("300 millis")
-          return yield* listeners
+          if (pooler === "none") return yield* untilListening(db.adminUrl)
+          yield* Effect.sleep("1 second")
+          return yield* listenersOf(db.adminUrl)
         }).pipe(
           Effect.provide(PgTest.eventfold(db, { outbox: true, pooler })),
           Effect.scoped
@@ -145,7 +158,7 @@ describe("PgEventfold", () => {
       const db = yield* PgTest.freshDatabase({ schema })
       yield* Effect.gen(function*() {
         const hints = yield* (yield* FeedNotifier.FeedNotifier).subscribe
-        yield* Effect.sleep("300 millis") // the LISTEN is in place
+        yield* untilListening(db.adminUrl)
         const store = yield* EventStore.EventStore
         yield* store.append({ streamType: "T", streamId: "1", events: [{ type: "E", payload: {} }] })
         yield* Queue.take(hints).pipe(Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => "no hint" }))

@@ -153,8 +153,9 @@ describe(`PgProjection across processes (${PgTest.serverLabel()})`, () => {
       withDatabase((url) =>
         Effect.gen(function*() {
           yield* appendNumbered(1, 200)
-          const w1 = yield* spawnWorker(url, { owner: "w1", leaseMs: 2_000, batchSize: 50 })
-          const w2 = yield* spawnWorker(url, { owner: "w2", leaseMs: 2_000, batchSize: 50 })
+          // A lease far longer than a renewal can be late on a loaded machine: this test needs no takeover.
+          const w1 = yield* spawnWorker(url, { owner: "w1", leaseMs: 10_000, batchSize: 50 })
+          const w2 = yield* spawnWorker(url, { owner: "w2", leaseMs: 10_000, batchSize: 50 })
           // Appends race with both processes starting, catching up and going live.
           yield* appendNumbered(201, 300)
           yield* waitUntil(Effect.map(appliedCount, (c) => c >= 500), "500 events applied")

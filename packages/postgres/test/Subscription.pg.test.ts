@@ -267,9 +267,22 @@ layer(runtime(), { excludeTestServices: true, timeout: "120 seconds" })(
   }
 )
 
-/** A live subscription to one stream type that only a hint can wake (it polls once a minute), counting events. */
+/** The sessions that ran a LISTEN in this database, other than the caller's. */
+const listeners = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  sql<{ pid: number }>`SELECT pid FROM pg_stat_activity
+    WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`)
+
+/**
+ * A live subscription to one stream type that only a hint can wake (it polls once a minute), counting events;
+ * returned once the notifier's LISTEN is in place, so no hint of the test's appends can be lost to its setup.
+ */
 const liveCountingSubscription = (streamType: string) =>
   Effect.gen(function*() {
+    yield* listeners.pipe(
+      Effect.filterOrFail((rows) => rows.length === 1),
+      Effect.retry(Schedule.spaced("20 millis")),
+      Effect.timeout("30 seconds")
+    )
     const seen = yield* Ref.make(0)
     const subscription = yield* Subscription.make({
       id: unique("sub"),
@@ -286,7 +299,7 @@ const liveCountingSubscription = (streamType: string) =>
   })
 
 layer(
-  Layer.mergeAll(PgCheckpointStore.layer(), PgFeedNotifier.layer({ probeInterval: "300 millis" })).pipe(
+  Layer.mergeAll(PgCheckpointStore.layer(), PgFeedNotifier.layer({ probeInterval: "1 second" })).pipe(
     Layer.provideMerge(PgTest.layerEventStore())
   ),
   { excludeTestServices: true, timeout: "120 seconds" }
@@ -324,19 +337,13 @@ layer(
       const streamType = unique("Wake")
       // Polling every minute: within the test only a hint can wake the subscription.
       const { seen, subscription } = yield* liveCountingSubscription(streamType)
-      const listeners = sql<{ pid: number }>`SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND query LIKE 'LISTEN %' AND pid <> pg_backend_pid()`
-      yield* listeners.pipe(
-        Effect.filterOrFail((rows) => rows.length === 1),
-        Effect.retry(Schedule.spaced("20 millis"))
-      )
 
       const first = yield* store.append({ streamType, streamId: "a", events: [{ type: "Ping", payload: {} }] })
       yield* subscription.waitFor(first.position).pipe(Effect.timeout("10 seconds"))
 
       const [killed] = yield* listeners
       yield* sql`SELECT pg_terminate_backend(${killed!.pid})`
-      // The probe notices within about a second and listens on a new connection.
+      // The probe notices within a few seconds and listens on a new connection.
       yield* listeners.pipe(
         Effect.filterOrFail((rows) => rows.length === 1 && rows[0]!.pid !== killed!.pid),
         Effect.retry(Schedule.spaced("50 millis")),
