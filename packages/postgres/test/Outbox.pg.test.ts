@@ -70,6 +70,18 @@ const waitUntil = <E, R>(check: Effect.Effect<boolean, E, R>, what: string, time
     Effect.timeoutFail({ duration: timeout, onTimeout: () => `timed out waiting for ${what}` })
   )
 
+/** Waits until a session of the database (the relay's) has run its LISTEN. */
+const relayListens = Effect.flatMap(SqlClient.SqlClient, (sql) =>
+  waitUntil(
+    Effect.map(
+      sql<{ c: number }>`SELECT count(*)::int AS c FROM pg_stat_activity
+        WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
+      (rows) => rows[0]!.c > 0
+    ),
+    "the relay to LISTEN",
+    "15 seconds"
+  ))
+
 describe(`PgOutbox (${PgTest.serverLabel()})`, () => {
   it.live("an append rolled back with its surrounding transaction leaves no outbox rows", () =>
     Effect.gen(function*() {
@@ -154,18 +166,9 @@ describe(`PgOutbox (${PgTest.serverLabel()})`, () => {
   it.live("the relay wakes on the append's NOTIFY, long before its poll interval", () =>
     Effect.gen(function*() {
       const memory = yield* OutboxPublisher.Memory
-      const sql = yield* SqlClient.SqlClient
       yield* Effect.forkScoped(OutboxRelay.run({ pollInterval: "10 minutes" }))
       // The relay listens (a hint sent before would be lost), and has had time to finish its first, empty, batch.
-      yield* waitUntil(
-        Effect.map(
-          sql<{ c: number }>`SELECT count(*)::int AS c FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
-          (rows) => rows[0]!.c > 0
-        ),
-        "the relay to LISTEN",
-        "15 seconds"
-      )
+      yield* relayListens
       yield* Effect.sleep("500 millis")
       const { eventIds } = yield* appendN("Order", "woken", 1)
       yield* waitUntil(Effect.map(memory.published, (all) => all.length === 1), "the woken relay", "15 seconds")
@@ -177,15 +180,7 @@ describe(`PgOutbox (${PgTest.serverLabel()})`, () => {
       const sql = yield* SqlClient.SqlClient
       const memory = yield* OutboxPublisher.Memory
       yield* Effect.forkScoped(OutboxRelay.run({ pollInterval: "300 millis" }))
-      yield* waitUntil(
-        Effect.map(
-          sql<{ c: number }>`SELECT count(*)::int AS c FROM pg_stat_activity
-            WHERE datname = current_database() AND query LIKE 'LISTEN%'`,
-          (rows) => rows[0]!.c > 0
-        ),
-        "the relay to LISTEN",
-        "15 seconds"
-      )
+      yield* relayListens
       const killed = yield* sql<{ ok: boolean }>`SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
         WHERE datname = current_database() AND query LIKE 'LISTEN%'`
       assert.isTrue(killed.length > 0 && killed.every((r) => r.ok))
