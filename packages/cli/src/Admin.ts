@@ -16,12 +16,14 @@ import type * as SqlClient from "@effect/sql/SqlClient"
 import * as SqlError from "@effect/sql/SqlError"
 import type * as CheckpointStore from "@eventfold/core/CheckpointStore"
 import * as Errors from "@eventfold/core/Errors"
+import * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Position from "@eventfold/core/Position"
 import * as Tenant from "@eventfold/core/Tenant"
 import * as PgCheckpointStore from "@eventfold/postgres/PgCheckpointStore"
 import * as PgConfig from "@eventfold/postgres/PgConfig"
 import * as PgDatabase from "@eventfold/postgres/PgDatabase"
 import * as PgEventStore from "@eventfold/postgres/PgEventStore"
+import * as PgFeedNotifier from "@eventfold/postgres/PgFeedNotifier"
 import * as PgMigrations from "@eventfold/postgres/PgMigrations"
 import * as PgOutbox from "@eventfold/postgres/PgOutbox"
 import type * as ConfigError from "effect/ConfigError"
@@ -30,9 +32,11 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Queue from "effect/Queue"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 
 // ---------------------------------------------------------------------------------------------------------------------
@@ -539,6 +543,12 @@ export class Admin extends Context.Tag("@eventfold/cli/Admin")<Admin, {
     options?: StreamReadOptions
   ) => Effect.Effect<StreamDetail, Error | Errors.StreamNotFound>
   readonly feed: (options?: FeedOptions) => Effect.Effect<FeedPage, Error>
+  /**
+   * Hints that the feed may have moved (appends' NOTIFY), for as long as the Scope is open: subscribe before the
+   * read the hints follow. One LISTEN connection, opened on first use, serves every caller; behind a pooler in
+   * transaction mode no hint ever comes, and followers fall back to their poll.
+   */
+  readonly feedHints: Effect.Effect<Queue.Dequeue<void>, never, Scope.Scope>
   /** The position of the last event the feed can deliver now (the start when empty). */
   readonly head: Effect.Effect<FeedPosition, Error>
   readonly subscriptions: Effect.Effect<ReadonlyArray<Subscription>, Error>
@@ -801,7 +811,7 @@ const EXACT_COUNT_LIMIT = 1_000_000n
  */
 export const make = (
   options?: { readonly schema?: string | undefined }
-): Effect.Effect<Admin["Type"], Errors.InvalidInput, PgClient.PgClient | SqlClient.SqlClient> =>
+): Effect.Effect<Admin["Type"], Errors.InvalidInput, PgClient.PgClient | SqlClient.SqlClient | Scope.Scope> =>
   Effect.gen(function*() {
     const schema = yield* PgConfig.schema(options?.schema)
     const settings = yield* PgConfig.PgConfig
@@ -1614,8 +1624,21 @@ export const make = (
         }
       }).pipe(Effect.withSpan("Admin.status"))
 
+    // The library's notifier, built on first use and kept for the service's lifetime (most commands never follow).
+    const lifetime = yield* Effect.scope
+    const notifier = yield* Effect.cached(
+      PgFeedNotifier.make({ schema }).pipe(
+        Effect.provide(context),
+        Scope.extend(lifetime),
+        Effect.catchAll((error) =>
+          Effect.as(Effect.logWarning("eventfold: no feed hints; following by polling", error), FeedNotifier.polling)
+        )
+      )
+    )
+
     const service: Admin["Type"] = {
       schema,
+      feedHints: Effect.flatMap(notifier, (n) => n.subscribe),
       status,
       migrationPlan,
       migrate,
@@ -1647,7 +1670,7 @@ export const make = (
 export const layer = (
   options?: { readonly schema?: string | undefined }
 ): Layer.Layer<Admin, Errors.InvalidInput, PgClient.PgClient | SqlClient.SqlClient> =>
-  Layer.effect(Admin, make(options))
+  Layer.scoped(Admin, make(options))
 
 /**
  * The service with its own pool, configured like the library: `DATABASE_URL` and the `EVENTFOLD_PG_*` pool settings

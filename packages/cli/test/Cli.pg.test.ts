@@ -6,7 +6,7 @@ import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, layer } from "@effect/vitest"
 import { CheckpointStore, EventStore, Outbox, SnapshotStore, Subscription } from "@eventfold/core"
-import { type PgEventfold, PgProjection, PgTest } from "@eventfold/postgres"
+import { PgDatabase, type PgEventfold, PgProjection, PgTest } from "@eventfold/postgres"
 import * as ConfigProvider from "effect/ConfigProvider"
 import type * as Console from "effect/Console"
 import * as Context from "effect/Context"
@@ -331,16 +331,38 @@ layer(FixtureLive, { excludeTestServices: true, timeout: "120 seconds" })(
             log: (...args) => Effect.sync(() => out.push(args.map(String).join(" "))),
             unsafe: { ...base.unsafe, log: (...args) => out.push(args.map(String).join(" ")) }
           }
-          const follower = yield* Cli.run(["streams", "tail", "--follow", "--json", "--limit", "1", "--interval", "50"])
+          const listeners = Effect.flatMap(
+            SqlClient.SqlClient,
+            (sql) =>
+              sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+                WHERE datname = current_database() AND query ILIKE 'LISTEN%'`
+          ).pipe(Effect.map((rows) => rows[0]!.n), Effect.provide(PgDatabase.layer({ url: f.url, maxConnections: 1 })))
+          const before = yield* listeners
+          // Ten minutes between reads at most: only the append's hint can bring its event within the test.
+          const follower = yield* Cli.run([
+            "streams",
+            "tail",
+            "--follow",
+            "--json",
+            "--limit",
+            "1",
+            "--interval",
+            "600000"
+          ])
             .pipe(
               Effect.withConsole(console),
               Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["DATABASE_URL", f.url]]))),
               Effect.provide(NodeContext.layer),
               Effect.fork
             )
-          // The follower printed the feed's last event before anything is appended.
+          // The follower printed the feed's last event, and listens, before anything is appended.
           yield* Effect.suspend(() => out.length > 0 ? Effect.void : Effect.fail("not yet")).pipe(
             Effect.retry(Schedule.spaced("20 millis").pipe(Schedule.upTo("30 seconds")))
+          )
+          yield* listeners.pipe(
+            Effect.filterOrFail((n) => n > before, () => "no LISTEN yet"),
+            Effect.retry(Schedule.spaced("50 millis")),
+            Effect.timeout("30 seconds")
           )
           const appended = yield* f.append("o-followed").pipe(Effect.provide(f.stack))
           const seen = yield* Effect.suspend(() =>

@@ -383,6 +383,34 @@ layer(fixtureLayer, { excludeTestServices: true, timeout: "120 seconds" })(
           badResume.close()
         }))
 
+      it.effect("wakes on an append's hint, long before its poll interval", () =>
+        Effect.gen(function*() {
+          const f = yield* ConsoleFixture
+          yield* Effect.scoped(Effect.gen(function*() {
+            // An Admin of its own, so its LISTEN opens in this test, when the feed first reads.
+            const admin = yield* f.freshAdmin
+            const before = yield* f.listeners
+            const running = yield* Console.serve({ port: 0, pollInterval: "10 minutes" }).pipe(
+              Effect.provideService(Admin.Admin, admin)
+            )
+            const feed = yield* openFeed(running.url)
+            assert.strictEqual((yield* Effect.promise(feed.next)).event, "ready")
+            yield* f.listeners.pipe(
+              Effect.filterOrFail((n) => n > before, () => "no LISTEN yet"),
+              Effect.retry(Schedule.spaced("50 millis")),
+              Effect.timeout("30 seconds")
+            )
+            // The first read (right after subscribing) is long done: what comes next comes by the hint.
+            yield* Effect.sleep("1 second")
+            const appended = yield* f.append("Order", "o-hinted", "OrderPlaced", { orderId: "o-hinted" })
+            // Only the hint can deliver it within the test: the next poll is ten minutes away.
+            const message = yield* Effect.promise(feed.next).pipe(Effect.timeout("15 seconds"))
+            assert.strictEqual(message.event, "events")
+            assert.deepStrictEqual(JSON.parse(message.data).map((e: Admin.Event) => e.eventId), appended.eventIds)
+            feed.close()
+          }))
+        }))
+
       it.effect("ends open feeds when the console stops", () =>
         Effect.gen(function*() {
           const f = yield* ConsoleFixture

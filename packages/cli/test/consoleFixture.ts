@@ -2,6 +2,7 @@
 // payloads and metadata, a customer in another tenant, notes whose payload and stream id are HTML, a subscription
 // that parked an event (its handler fails on it until `repair`), one that stopped early and lags, and an outbox with
 // a failed row. Two consoles serve it: one with an admin token, one read-only.
+import * as SqlClient from "@effect/sql/SqlClient"
 import { EventStore, Outbox, Subscription } from "@eventfold/core"
 import { PgDatabase, PgTest } from "@eventfold/postgres"
 import * as Context from "effect/Context"
@@ -12,6 +13,7 @@ import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import * as Ref from "effect/Ref"
 import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
 import * as Admin from "../src/Admin.js"
 import * as Console from "../src/Console.js"
 
@@ -39,6 +41,10 @@ export class ConsoleFixture extends Context.Tag("test/ConsoleFixture")<ConsoleFi
   ) => Effect.Effect<EventStore.AppendResult, unknown>
   /** Deploys the fix: `order-emails` handles `OrderRejected` from now on. */
   readonly repair: Effect.Effect<void>
+  /** How many sessions of the database have run a LISTEN. */
+  readonly listeners: Effect.Effect<number>
+  /** Another Admin service, on a pool (and so a LISTEN connection) of its own, for the Scope's lifetime. */
+  readonly freshAdmin: Effect.Effect<Admin.Admin["Type"], never, Scope.Scope>
 }>() {}
 
 const populate = Effect.gen(function*() {
@@ -142,10 +148,14 @@ const populate = Effect.gen(function*() {
   }).pipe(Effect.provide(stack))
 
   // The operator's tool connects as the database owner, as `eventfold console` does with DATABASE_URL.
+  const ownerContext = yield* Layer.build(PgDatabase.layer({ url: db.adminUrl, maxConnections: 4 }))
   const admin = Context.get(
-    yield* Layer.build(Admin.layer().pipe(Layer.provide(PgDatabase.layer({ url: db.adminUrl, maxConnections: 4 })))),
+    yield* Layer.build(Admin.layer().pipe(Layer.provide(Layer.succeedContext(ownerContext)))),
     Admin.Admin
   )
+  const owner = Context.get(ownerContext, SqlClient.SqlClient)
+  const listeners = owner<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity
+    WHERE datname = current_database() AND query ILIKE 'LISTEN%'`.pipe(Effect.map((rows) => rows[0]!.n), Effect.orDie)
   const token = "console-test-token-7b0c2e"
   const settings = { port: 0, pollInterval: "200 millis", lagSampleInterval: "300 millis" } as const
   const console = yield* Effect.provideService(
@@ -160,7 +170,14 @@ const populate = Effect.gen(function*() {
     readOnly,
     token,
     admin,
-    repair: Ref.set(broken, false)
+    repair: Ref.set(broken, false),
+    listeners,
+    freshAdmin: Layer.build(
+      Admin.layer().pipe(Layer.provide(PgDatabase.layer({ url: db.adminUrl, maxConnections: 2 })))
+    ).pipe(
+      Effect.map((context) => Context.get(context, Admin.Admin)),
+      Effect.orDie
+    )
   }
 })
 

@@ -5,7 +5,7 @@
  * @since 0.1.0
  */
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as PubSub from "effect/PubSub"
@@ -36,6 +36,65 @@ export const awaitHint = (hints: Queue.Dequeue<void>, pollInterval: Duration.Dur
   Effect.raceFirst(Effect.as(Queue.take(hints), true), Effect.as(Effect.sleep(pollInterval), false)).pipe(
     Effect.zipLeft(Queue.takeAll(hints))
   )
+
+/**
+ * The waits of a reader that has caught up with the feed. `next(found)` gives the wait before the next read
+ * (`found`: the last read returned events): a whole poll interval, except after a hint whose events that read did
+ * not find (another transaction on the server holds the feed horizon back, so they are not readable yet); then
+ * re-reads follow, 20 ms apart at first and a second apart at most, for about 5 s (never longer apart than the poll
+ * interval), before it waits a whole poll interval again. `hinted()` records
+ * that a hint ended the last wait.
+ *
+ * @since 0.4.0
+ * @category models
+ */
+export interface LiveWait {
+  readonly next: (found: boolean) => Duration.Duration
+  readonly hinted: () => void
+}
+
+// The re-reads after a hint whose events were not readable yet, in milliseconds: quick at first, then a second apart,
+// about 5 s in all, so a transaction that holds the horizon back for a few seconds delays them no longer.
+const RECHECKS: ReadonlyArray<number> = [20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]
+
+/**
+ * A reader's `LiveWait` for a poll interval.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const liveWait = (pollInterval: Duration.DurationInput): LiveWait => {
+  const poll = Duration.decode(pollInterval)
+  let recheck = RECHECKS.length
+  return {
+    next: (found) => {
+      if (found) recheck = RECHECKS.length
+      return recheck < RECHECKS.length ? Duration.min(poll, Duration.millis(RECHECKS[recheck++]!)) : poll
+    },
+    hinted: () => {
+      recheck = 0
+    }
+  }
+}
+
+/**
+ * The wait between reads of a caught-up follower of the feed, on `hints` subscribed before its first read: until a
+ * hint, or `pollInterval` at most, with the quick re-reads of `liveWait` after a hint whose events the read did not
+ * find yet. The returned function takes whether the last read returned events.
+ *
+ * @since 0.4.0
+ * @category utils
+ */
+export const follower = (
+  hints: Queue.Dequeue<void>,
+  pollInterval: Duration.DurationInput
+): (found: boolean) => Effect.Effect<void> => {
+  const wait = liveWait(pollInterval)
+  return (found) =>
+    Effect.map(awaitHint(hints, wait.next(found)), (hinted) => {
+      if (hinted) wait.hinted()
+    })
+}
 
 /**
  * A notifier over a `PubSub`, with `signal` to send a hint; the building block of the other Layers.

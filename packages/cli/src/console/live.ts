@@ -1,10 +1,12 @@
 /**
- * The live feed as server-sent events: pages of `Admin.feed` read from a position on, polled while the feed is
- * quiet. Each message's id is the feed position after it, so a browser that reconnects (`Last-Event-ID`) resumes
+ * The live feed as server-sent events: pages of `Admin.feed` read from a position on; while the feed is quiet, the
+ * next read waits for an append's hint (`Admin.feedHints`), or the poll interval at most, and re-reads quickly after
+ * a hint whose events the feed horizon still hid (`FeedNotifier.follower`). Each message's id is the feed position after it, so a browser that reconnects (`Last-Event-ID`) resumes
  * where it stopped, never skipping an event.
  *
  * @since 0.4.0
  */
+import * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -20,7 +22,7 @@ export interface Options {
   readonly after: Admin.FeedPosition
   readonly tenantId?: string | undefined
   readonly streamTypes?: ReadonlyArray<string> | undefined
-  /** How long to wait before reading again when the last page was not full. */
+  /** The longest wait for a hint before reading again, when the last page was not full. */
   readonly pollInterval: Duration.DurationInput
   /** Events per page (and per message). */
   readonly pageSize: number
@@ -43,6 +45,8 @@ interface Cursor {
   readonly after: Admin.FeedPosition
   /** The last page was full: read again at once. */
   readonly full: boolean
+  /** The last read returned events. */
+  readonly found: boolean
 }
 
 /**
@@ -54,41 +58,46 @@ interface Cursor {
  */
 export const events = (admin: Admin.Admin["Type"], options: Options): Stream.Stream<Uint8Array> => {
   const poll = Duration.decode(options.pollInterval)
-  const initial: Cursor = { after: options.after, full: true }
-  const pages = Stream.unfoldEffect(
-    initial,
-    (cursor) =>
-      Effect.gen(function*() {
-        if (!cursor.full) yield* Effect.sleep(poll)
-        return yield* admin.feed({
-          after: cursor.after,
-          limit: options.pageSize,
-          tenantId: options.tenantId,
-          streamTypes: options.streamTypes
-        }).pipe(
-          Effect.map((page) =>
-            Option.some<readonly [Uint8Array, Cursor]>(
-              [
-                page.events.length === 0
-                  ? new Uint8Array()
-                  : message("events", page.events, Admin.formatPosition(page.next)),
-                { after: page.next, full: page.events.length >= options.pageSize }
-              ] as const
-            )
-          ),
-          Effect.catchAll((error) =>
-            Effect.succeed(
+  const initial: Cursor = { after: options.after, full: true, found: false }
+  // Subscribed before the first read, so no append's hint falls between a read and the wait after it.
+  const pages = Stream.unwrapScoped(Effect.map(admin.feedHints, (hints) => {
+    const wait = FeedNotifier.follower(hints, poll)
+    return Stream.unfoldEffect(
+      initial,
+      (cursor) =>
+        Effect.gen(function*() {
+          if (!cursor.full) yield* wait(cursor.found)
+          return yield* admin.feed({
+            after: cursor.after,
+            limit: options.pageSize,
+            tenantId: options.tenantId,
+            streamTypes: options.streamTypes
+          }).pipe(
+            Effect.map((page) =>
               Option.some<readonly [Uint8Array, Cursor]>(
-                [message("problem", { _tag: error._tag, message: error.message }), {
-                  after: cursor.after,
-                  full: false
-                }] as const
+                [
+                  page.events.length === 0
+                    ? new Uint8Array()
+                    : message("events", page.events, Admin.formatPosition(page.next)),
+                  { after: page.next, full: page.events.length >= options.pageSize, found: page.events.length > 0 }
+                ] as const
+              )
+            ),
+            Effect.catchAll((error) =>
+              Effect.succeed(
+                Option.some<readonly [Uint8Array, Cursor]>(
+                  [message("problem", { _tag: error._tag, message: error.message }), {
+                    after: cursor.after,
+                    full: false,
+                    found: false
+                  }] as const
+                )
               )
             )
           )
-        )
-      })
-  ).pipe(Stream.filter((chunk) => chunk.length > 0))
+        })
+    )
+  })).pipe(Stream.filter((chunk) => chunk.length > 0))
   const keepAlive = Stream.map(Stream.tick(options.keepAlive), () => encoder.encode(": keep-alive\n\n"))
   const ready = Stream.succeed(
     encoder.encode(

@@ -2,6 +2,7 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
+import * as FeedNotifier from "@eventfold/core/FeedNotifier"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -146,7 +147,7 @@ const tail = Command.make(
     ),
     tenant: Shared.tenant("Only events of this tenant"),
     interval: Options.integer("interval").pipe(
-      Options.withDescription("With --follow: milliseconds between polls of the feed"),
+      Options.withDescription("With --follow: the longest wait, in milliseconds, before reading the feed again"),
       Options.withDefault(500)
     )
   },
@@ -161,19 +162,22 @@ const tail = Command.make(
         const emit = (events: ReadonlyArray<Admin.Event>) =>
           Effect.forEach(events, (e) => (json ? Output.jsonLine(e) : Output.print(eventLine(e))), { discard: true })
         const start = Option.isSome(after) ? yield* Admin.parsePosition(after.value) : undefined
+        // Subscribed before the first read: an append's hint wakes the follower, the interval is its longest wait.
+        const hints = follow ? yield* admin.feedHints : undefined
+        const pause = Duration.millis(Math.max(10, interval))
+        const wait = hints === undefined ? () => Effect.sleep(pause) : FeedNotifier.follower(hints, pause)
         let page = yield* admin.feed({
           ...filters,
           ...(start === undefined ? { last: limit } : { after: Admin.formatPositionJson(start), limit })
         })
         yield* emit(page.events)
         if (!follow) return
-        const pause = Duration.millis(Math.max(10, interval))
         while (true) {
           page = yield* admin.feed({ ...filters, after: page.next, limit: 1000 })
           yield* emit(page.events)
-          if (page.events.length < 1000) yield* Effect.sleep(pause)
+          if (page.events.length < 1000) yield* wait(page.events.length > 0)
         }
-      }))
+      }).pipe(Effect.scoped))
 ).pipe(
   Command.withDescription(
     "Print the last events of the global feed, oldest first; with --follow, keep printing new ones (one JSON " +

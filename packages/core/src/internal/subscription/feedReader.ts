@@ -1,10 +1,10 @@
 /**
  * @internal Reading the global feed: where a reader starts, pages read together with the head they were read under,
- * the wait between reads once caught up (with quick re-reads after a hint the feed horizon still hides), and the
- * plain `Subscription.stream`, which has no checkpoint and no owner.
+ * the wait between reads once caught up (`FeedNotifier.liveWait`: quick re-reads after a hint the feed horizon still
+ * hides), and the plain `Subscription.stream`, which has no checkpoint and no owner.
  */
 import * as Chunk from "effect/Chunk"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
@@ -47,25 +47,6 @@ export const pageReader = (
 (after: Position.Position): Effect.Effect<Page, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired> =>
   Effect.zip(store.headPosition, store.readAll({ ...filter, after, limit: batchSize }))
 
-/**
- * @internal The wait between reads once caught up: a whole poll interval, except after a hint whose events were not
- * readable yet (another transaction on the server holds the feed horizon back): then a few quick re-reads, 20 ms to
- * 320 ms apart, before waiting a whole poll interval again.
- */
-export const liveWait = (pollInterval: Duration.Duration) => {
-  let recheck = 0
-  return {
-    /** The wait before the next read; `found` says whether the last read returned events. */
-    next: (found: boolean): Duration.Duration => {
-      if (found) recheck = 0
-      return recheck > 0 ? Duration.min(pollInterval, Duration.millis(20 * 2 ** (5 - recheck--))) : pollInterval
-    },
-    hinted: (): void => {
-      recheck = 5
-    }
-  }
-}
-
 /** @internal Waits up to `wait` for a feed hint or a restart signal (a reset), whichever comes first. */
 export const awaitWake = (
   hints: Queue.Dequeue<void>,
@@ -101,16 +82,17 @@ export const stream = (
       allTenants: options.allTenants
     }
     const start = yield* resolveStart(store, options.startFrom)
+    const wait = FeedNotifier.follower(hints, pollInterval)
     return Stream.paginateChunkEffect(
-      { position: start, wait: false },
+      { position: start, wait: false, found: false },
       (state) =>
         Effect.zipRight(
-          state.wait ? FeedNotifier.awaitHint(hints, pollInterval) : Effect.void,
+          state.wait ? wait(state.found) : Effect.void,
           Effect.map(store.readAll({ ...filter, after: state.position, limit: batchSize }), (page) => {
             const position = page.length > 0 ? RecordedEvent.position(page[page.length - 1]!) : state.position
             return [
               Chunk.unsafeFromArray(page),
-              Option.some({ position, wait: page.length < batchSize })
+              Option.some({ position, wait: page.length < batchSize, found: page.length > 0 })
             ] as const
           })
         )

@@ -12,7 +12,7 @@ import * as Schedule from "effect/Schedule"
 import type * as CheckpointStore from "../../CheckpointStore.js"
 import * as Errors from "../../Errors.js"
 import type * as EventStore from "../../EventStore.js"
-import type * as FeedNotifier from "../../FeedNotifier.js"
+import * as FeedNotifier from "../../FeedNotifier.js"
 import * as Position from "../../Position.js"
 import * as RecordedEvent from "../../RecordedEvent.js"
 import type * as Subscription from "../../Subscription.js"
@@ -40,7 +40,7 @@ const follow = <R>(rt: Runtime<R>, epoch: number, claimed: Position.Position, hi
     let position = claimed
     yield* progress.claimed(epoch, position)
     const readPage = FeedReader.pageReader(rt.store, settings.filter, settings.batchSize)
-    const wait = FeedReader.liveWait(settings.pollInterval)
+    const wait = FeedNotifier.liveWait(settings.pollInterval)
     let prefetched:
       | Fiber.Fiber<FeedReader.Page, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired>
       | undefined
