@@ -43,6 +43,8 @@ export class ConsoleFixture extends Context.Tag("test/ConsoleFixture")<ConsoleFi
   readonly repair: Effect.Effect<void>
   /** How many sessions of the database have run a LISTEN. */
   readonly listeners: Effect.Effect<number>
+  /** Sends a hint as an append does (a NOTIFY on the events channel). */
+  readonly hint: Effect.Effect<void>
   /** Another Admin service, on a pool (and so a LISTEN connection) of its own, for the Scope's lifetime. */
   readonly freshAdmin: Effect.Effect<Admin.Admin["Type"], never, Scope.Scope>
 }>() {}
@@ -172,6 +174,7 @@ const populate = Effect.gen(function*() {
     admin,
     repair: Ref.set(broken, false),
     listeners,
+    hint: Effect.asVoid(Effect.orDie(owner`SELECT pg_notify('eventfold_events', '1')`)),
     freshAdmin: Layer.build(
       Admin.layer().pipe(Layer.provide(PgDatabase.layer({ url: db.adminUrl, maxConnections: 2 })))
     ).pipe(
