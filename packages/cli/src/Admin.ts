@@ -1625,6 +1625,7 @@ export const make = (
       }).pipe(Effect.withSpan("Admin.status"))
 
     // The library's notifier, built on first use and kept for the service's lifetime (most commands never follow).
+    // Building it only forks the LISTEN: uninterruptible, so a first caller that goes away never leaves it half made.
     const lifetime = yield* Effect.scope
     const notifier = yield* Effect.cached(
       PgFeedNotifier.make({ schema }).pipe(
@@ -1632,7 +1633,8 @@ export const make = (
         Scope.extend(lifetime),
         Effect.catchAll((error) =>
           Effect.as(Effect.logWarning("eventfold: no feed hints; following by polling", error), FeedNotifier.polling)
-        )
+        ),
+        Effect.uninterruptible
       )
     )
 
