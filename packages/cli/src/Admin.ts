@@ -28,6 +28,7 @@ import * as PgMigrations from "@eventfold/postgres/PgMigrations"
 import * as PgOutbox from "@eventfold/postgres/PgOutbox"
 import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -1624,17 +1625,26 @@ export const make = (
         }
       }).pipe(Effect.withSpan("Admin.status"))
 
-    // The library's notifier, built on first use and kept for the service's lifetime (most commands never follow).
-    // Building it only forks the LISTEN: uninterruptible, so a first caller that goes away never leaves it half made.
+    // The library's notifier, built on first use (most commands never follow) in a fiber of the service's lifetime:
+    // a first caller that goes away stops only its own wait, and the LISTEN loop stays interruptible, so the service
+    // closes. One notifier for all: sql-pg shares one LISTEN connection per client, and each notifier that stops
+    // would UNLISTEN the channel for the others.
     const lifetime = yield* Effect.scope
-    const notifier = yield* Effect.cached(
-      PgFeedNotifier.make({ schema }).pipe(
-        Effect.provide(context),
-        Scope.extend(lifetime),
-        Effect.catchAll((error) =>
-          Effect.as(Effect.logWarning("eventfold: no feed hints; following by polling", error), FeedNotifier.polling)
-        ),
-        Effect.uninterruptible
+    const built = yield* Deferred.make<FeedNotifier.FeedNotifier["Type"]>()
+    const started = yield* Ref.make(false)
+    const build = PgFeedNotifier.make({ schema }).pipe(
+      Effect.provide(context),
+      Scope.extend(lifetime),
+      Effect.catchAll((error) =>
+        Effect.as(Effect.logWarning("eventfold: no feed hints; following by polling", error), FeedNotifier.polling)
+      )
+    )
+    const notifier = Effect.uninterruptibleMask((restore) =>
+      Effect.flatMap(
+        Ref.getAndSet(started, true),
+        (was) => was ? Effect.void : Effect.asVoid(Effect.forkIn(restore(Deferred.complete(built, build)), lifetime))
+      ).pipe(
+        Effect.zipRight(restore(Deferred.await(built)))
       )
     )
 

@@ -6,7 +6,9 @@ import { PgTest } from "@eventfold/postgres"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Fiber from "effect/Fiber"
 import * as Option from "effect/Option"
+import * as Queue from "effect/Queue"
 import * as Redacted from "effect/Redacted"
 import * as Schedule from "effect/Schedule"
 import * as http from "node:http"
@@ -412,6 +414,21 @@ layer(fixtureLayer, { excludeTestServices: true, timeout: "120 seconds" })(
             assert.deepStrictEqual(JSON.parse(message.data).map((e: Admin.Event) => e.eventId), appended.eventIds)
             feed.close()
           }))
+        }))
+
+      it.effect("feed hints: a subscriber that goes away leaves them working for the next, and the Admin closes with them in use", () =>
+        Effect.gen(function*() {
+          const f = yield* ConsoleFixture
+          yield* Effect.scoped(Effect.gen(function*() {
+            const admin = yield* f.freshAdmin
+            const first = yield* Effect.fork(Effect.scoped(Effect.zipRight(admin.feedHints, Effect.never)))
+            yield* Effect.yieldNow()
+            yield* Fiber.interrupt(first)
+            const hints = yield* admin.feedHints.pipe(Effect.timeout("10 seconds"))
+            // Until the LISTEN is in place a hint is lost: send them until one arrives.
+            yield* Effect.forkScoped(Effect.forever(Effect.zipRight(f.hint, Effect.sleep("200 millis"))))
+            yield* Queue.take(hints).pipe(Effect.timeout("10 seconds"))
+          })).pipe(Effect.timeout("20 seconds"))
         }))
 
       it.effect("ends open feeds when the console stops", () =>
