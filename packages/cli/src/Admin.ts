@@ -1639,14 +1639,24 @@ export const make = (
         Effect.as(Effect.logWarning("eventfold: no feed hints; following by polling", error), FeedNotifier.polling)
       )
     )
-    const notifier = Effect.uninterruptibleMask((restore) =>
-      Effect.flatMap(
-        Ref.getAndSet(started, true),
-        (was) => was ? Effect.void : Effect.asVoid(Effect.forkIn(restore(Deferred.complete(built, build)), lifetime))
-      ).pipe(
-        Effect.zipRight(restore(Deferred.await(built)))
+    // An application's notifier in context is used as it is: a second one on the same client would UNLISTEN its
+    // channel when it stops. Forked into a closed scope, the build is interrupted before it starts: then `built`
+    // is interrupted too, so callers never wait on it forever.
+    const shared = yield* Effect.serviceOption(FeedNotifier.FeedNotifier)
+    const notifier = Option.isSome(shared) ?
+      Effect.succeed(shared.value) :
+      Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(
+          Ref.getAndSet(started, true),
+          (was) =>
+            was ? Effect.void : Effect.asVoid(Effect.forkIn(
+              restore(Deferred.complete(built, build)).pipe(Effect.onInterrupt(() => Deferred.interrupt(built))),
+              lifetime
+            ))
+        ).pipe(
+          Effect.zipRight(restore(Deferred.await(built)))
+        )
       )
-    )
 
     const service: Admin["Type"] = {
       schema,

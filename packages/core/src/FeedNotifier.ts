@@ -91,9 +91,11 @@ export const follower = (
 ): (found: boolean) => Effect.Effect<void> => {
   const wait = liveWait(pollInterval)
   return (found) =>
-    Effect.map(awaitHint(hints, wait.next(found)), (hinted) => {
-      if (hinted) wait.hinted()
-    })
+    Effect.suspend(() =>
+      Effect.map(awaitHint(hints, wait.next(found)), (hinted) => {
+        if (hinted) wait.hinted()
+      })
+    )
 }
 
 /**

@@ -47,6 +47,8 @@ interface Cursor {
   readonly full: boolean
   /** The last read returned events. */
   readonly found: boolean
+  /** The last read failed: the next waits the whole poll interval (not a hint's quick re-reads). */
+  readonly failed: boolean
 }
 
 /**
@@ -58,7 +60,7 @@ interface Cursor {
  */
 export const events = (admin: Admin.Admin["Type"], options: Options): Stream.Stream<Uint8Array> => {
   const poll = Duration.decode(options.pollInterval)
-  const initial: Cursor = { after: options.after, full: true, found: false }
+  const initial: Cursor = { after: options.after, full: true, found: false, failed: false }
   // Subscribed before the first read, so no append's hint falls between a read and the wait after it.
   const pages = Stream.unwrapScoped(Effect.map(admin.feedHints, (hints) => {
     const wait = FeedNotifier.follower(hints, poll)
@@ -66,7 +68,8 @@ export const events = (admin: Admin.Admin["Type"], options: Options): Stream.Str
       initial,
       (cursor) =>
         Effect.gen(function*() {
-          if (!cursor.full) yield* wait(cursor.found)
+          if (cursor.failed) yield* Effect.sleep(poll)
+          else if (!cursor.full) yield* wait(cursor.found)
           return yield* admin.feed({
             after: cursor.after,
             limit: options.pageSize,
@@ -79,7 +82,12 @@ export const events = (admin: Admin.Admin["Type"], options: Options): Stream.Str
                   page.events.length === 0
                     ? new Uint8Array()
                     : message("events", page.events, Admin.formatPosition(page.next)),
-                  { after: page.next, full: page.events.length >= options.pageSize, found: page.events.length > 0 }
+                  {
+                    after: page.next,
+                    full: page.events.length >= options.pageSize,
+                    found: page.events.length > 0,
+                    failed: false
+                  }
                 ] as const
               )
             ),
@@ -89,7 +97,8 @@ export const events = (admin: Admin.Admin["Type"], options: Options): Stream.Str
                   [message("problem", { _tag: error._tag, message: error.message }), {
                     after: cursor.after,
                     full: false,
-                    found: false
+                    found: false,
+                    failed: true
                   }] as const
                 )
               )

@@ -41,6 +41,7 @@ const follow = <R>(rt: Runtime<R>, epoch: number, claimed: Position.Position, hi
     yield* progress.claimed(epoch, position)
     const readPage = FeedReader.pageReader(rt.store, settings.filter, settings.batchSize)
     const wait = FeedNotifier.liveWait(settings.pollInterval)
+    let lastHead: Position.Position | undefined
     let prefetched:
       | Fiber.Fiber<FeedReader.Page, Errors.StoreError | Errors.InvalidInput | Tenant.TenantRequired>
       | undefined
@@ -64,7 +65,11 @@ const follow = <R>(rt: Runtime<R>, epoch: number, claimed: Position.Position, hi
       const age = caughtUp || page.length === 0 ? 0 : Math.max(0, now - page[page.length - 1]!.recordedAt.getTime())
       yield* progress.observe(caughtUp ? "live" : "catching-up", lag > 0n ? lag : 0n, age)
       if (caughtUp) {
-        const woken = yield* FeedReader.awaitWake(hints, wait.next(page.length > 0), progress.restarts)
+        // The head moved (or events came): what a hint announced is readable now, even when the filter dropped it,
+        // so no quick re-reads for it.
+        const moved = lastHead === undefined || Position.isAfter(head, lastHead)
+        lastHead = head
+        const woken = yield* FeedReader.awaitWake(hints, wait.next(page.length > 0 || moved), progress.restarts)
         if (woken === "restart") return yield* new Lease.SessionEnded({ reason: "reset" })
         if (woken === "hint") wait.hinted()
       }
